@@ -1,0 +1,42 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to gpuops.cluster
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, annotations, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.gpuops.cluster.plugins.plugin_utils.fleet_report import (
+    build_fleet_report,
+    render_fleet_table,
+)
+
+
+def fleet_report(hostvars, hosts):
+    """Build the fleet report from hostvars for the given host names."""
+    if not isinstance(hosts, (list, tuple)):
+        raise AnsibleFilterError("fleet_report: 'hosts' must be a list of inventory host names")
+    entries = []
+    for name in hosts:
+        host = hostvars.get(name) if hasattr(hostvars, "get") else hostvars[name]
+        if host is None:
+            raise AnsibleFilterError("fleet_report: host %r is not in the inventory" % (name,))
+        entries.append({
+            "name": name,
+            "groups": list(host.get("group_names") or []),
+            "gpu": host.get("ansible_facts", {}).get("gpu"),
+        })
+    return build_fleet_report(entries)
+
+
+def fleet_table(report):
+    """Render a fleet report (from fleet_report) as a text table."""
+    if not isinstance(report, dict) or "hosts" not in report or "totals" not in report:
+        raise AnsibleFilterError("fleet_table: input must be the output of gpuops.cluster.fleet_report")
+    return render_fleet_table(report)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"fleet_report": fleet_report, "fleet_table": fleet_table}
