@@ -1,0 +1,71 @@
+"""Bring a sandbox fleet up from an inventory: `make sandbox-up`, tests and benchmarks.
+
+The inventory is the single source of which host runs which fixture (gpuops_sandbox_fixture);
+this renders each host's /sys and /proc tree and resets its NVML state under a directory the
+inventory reads from GPUOPS_SANDBOX_DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+SIM_PYTHONPATH = str(REPO_ROOT / "sandbox" / "python")
+
+
+def inventory_hosts(inventory: Path) -> dict[str, dict]:
+    """Host name -> hostvars (unrendered) as ansible-inventory lists them."""
+    out = subprocess.run(
+        [str(VENV_BIN / "ansible-inventory"), "-i", str(inventory), "--list"],
+        cwd=REPO_ROOT, check=True, capture_output=True, text=True,
+    ).stdout
+    return dict(json.loads(out)["_meta"]["hostvars"])
+
+
+def sim(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=SIM_PYTHONPATH)
+    return subprocess.run([sys.executable, "-m", "gpuops_sim", *args], cwd=REPO_ROOT, env=env,
+                          check=True, capture_output=True, text=True)
+
+
+def fixture_path(name: str) -> Path:
+    return REPO_ROOT / "sandbox" / "fixtures" / f"{name}.yml"
+
+
+def bring_up(inventory: Path, sandbox_dir: Path) -> dict[str, str]:
+    """Render every inventory host that names a fixture; return host -> fixture name."""
+    fixtures = {}
+    for host, hostvars in inventory_hosts(inventory).items():
+        fixture = hostvars.get("gpuops_sandbox_fixture")
+        if not fixture:
+            continue
+        host_dir = sandbox_dir / "hosts" / host
+        host_dir.mkdir(parents=True, exist_ok=True)
+        sim("render", "--fixture", str(fixture_path(fixture)), "--root", str(host_dir / "root"))
+        sim("reset", "--fixture", str(fixture_path(fixture)), "--state",
+            str(host_dir / "nvml-state.json"))
+        fixtures[host] = fixture
+    return fixtures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inventory", type=Path, default=REPO_ROOT / "inventories" / "sandbox")
+    parser.add_argument("--dir", type=Path, default=REPO_ROOT / ".sandbox",
+                        help="where host trees and NVML state go (GPUOPS_SANDBOX_DIR)")
+    args = parser.parse_args(argv)
+    fixtures = bring_up(args.inventory, args.dir.resolve())
+    for host, fixture in sorted(fixtures.items()):
+        print(f"{host:<16} {fixture:<22} {args.dir / 'hosts' / host}")
+    print(f"sandbox: {len(fixtures)} hosts rendered under {args.dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
