@@ -530,9 +530,13 @@ def read_processes(reader, handles):
                 continue
             for proc in procs:
                 pid = getattr(proc, "pid", None)
-                key = (id(handle), pid)
+                gi_id = getattr(proc, "gpuInstanceId", None)
+                if gi_id is None:
+                    key = (id(handle), pid)
+                else:  # MIG: one entry per pid and instance, whichever handle listed it
+                    key = (gi_id, getattr(proc, "computeInstanceId", None), pid)
                 if key in pids:
-                    continue  # a process doing compute and graphics is listed twice
+                    continue  # listed twice: compute and graphics, or two handles
                 pids.add(key)
                 memory = getattr(proc, "usedGpuMemory", None)
                 if memory:
@@ -541,7 +545,7 @@ def read_processes(reader, handles):
         reader.record["processes"] = None
         return
     reader.record["processes"] = {
-        "count": len(set(pid for _handle, pid in pids)),
+        "count": len(set(key[-1] for key in pids)),
         "used_memory_mib": used // MIB,
     }
 
