@@ -1,0 +1,666 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to gpuops.cluster
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""MIG layout planning: pure logic, no I/O and no NVML.
+
+- ``plan_layout``: explicit (profile, start slot) placements for a layout such as
+  ``{"3g.20gb": 1, "2g.10gb": 1, "1g.5gb": 2}``.
+- ``plan_changes``: the smallest set of destroys/creates that turns the live GPU instances
+  into a desired layout, keeping what can stay.
+- ``parse_mig_parted_config`` / ``resolve_mig_config``: mig-parted v1 configs, as the GPU
+  Operator's mig-manager consumes them.
+
+Placement order (the documented, deterministic contract):
+  instances are ordered largest first -- memory slices descending, then compute slices
+  descending, then profile name ascending -- and each takes the lowest allowed start slot that
+  is free; when a later instance finds no room, the search backtracks (depth first, lowest
+  slots first), so every layout that fits at all is found, and the answer is the first fitting
+  assignment in that order. The returned list is in that order, which is also a safe creation
+  order when the driver is left to choose placements.
+"""
+
+from __future__ import absolute_import, annotations, division, print_function
+
+__metaclass__ = type
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+try:  # packed by Ansible as ansible_collections.gpuops.cluster.plugins.module_utils
+    from ansible_collections.gpuops.cluster.plugins.module_utils.mig_catalog import (
+        GpuModel,
+        MigProfile,
+        find_model,
+        known_gpu_names,
+        parse_pci_device_id,
+    )
+except ImportError:  # pragma: no cover - only when loaded outside the collection tree
+    from mig_catalog import (  # type: ignore[no-redef]
+        GpuModel,
+        MigProfile,
+        find_model,
+        known_gpu_names,
+        parse_pci_device_id,
+    )
+
+try:  # targets may lack PyYAML; only config text (not a parsed mapping) needs it
+    import yaml
+except ImportError:  # pragma: no cover
+    yaml = None
+
+
+class MigLayoutError(ValueError):
+    """A layout, a live state or a config that cannot be honoured; the message says why."""
+
+
+class MigConfigError(MigLayoutError):
+    """A mig-parted config that is malformed or cannot be resolved; the message names the path."""
+
+
+# --------------------------------------------------------------------------------------------
+# Layout planning
+# --------------------------------------------------------------------------------------------
+
+def resolve_model(gpu_name: str) -> GpuModel:
+    model = find_model(gpu_name)
+    if model is None:
+        raise MigLayoutError(
+            "unknown GPU model %r: the MIG catalog knows %s; for another GPU build an entry "
+            "with mig_catalog.model_from_nvml() and use plan_layout_for_model()"
+            % (gpu_name, ", ".join(known_gpu_names())))
+    return model
+
+
+def _instance_order(profile: MigProfile) -> Tuple[int, int, str]:
+    return (-profile.memory_slices, -profile.compute_slices, profile.name)
+
+
+def _slot_mask(start: int, size: int) -> int:
+    return ((1 << size) - 1) << start
+
+
+def _free_slices(model: GpuModel, occupied: int) -> List[int]:
+    return [s for s in range(model.memory_slices) if not occupied >> s & 1]
+
+
+def _describe(profile_name: str, start: int) -> str:
+    return "%s@%d" % (profile_name, start)
+
+
+def _layout_counts(model: GpuModel, layout: Any, what: str = "layout") -> Dict[str, int]:
+    """Validate a {profile: count} mapping against a model; return the non-zero counts."""
+    if not isinstance(layout, Mapping):
+        raise MigLayoutError("%s must be a mapping of profile name to count, got %s"
+                             % (what, type(layout).__name__))
+    counts: Dict[str, int] = {}
+    allowed = ", ".join(model.profile_names)
+    for name, count in layout.items():
+        profile = model.profile(name) if isinstance(name, str) else None
+        if profile is None:
+            raise MigLayoutError("%s: unknown profile %r for %s; allowed: %s"
+                                 % (what, name, model.key, allowed))
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise MigLayoutError("%s.%s: count must be a non-negative int, got %r"
+                                 % (what, name, count))
+        if count > profile.max_count:
+            raise MigLayoutError("%s.%s: count %d is over the maximum of %d per GPU on %s"
+                                 % (what, name, count, profile.max_count, model.key))
+        if count:
+            counts[name] = count
+    media = {n: c for n, c in counts.items() if model.profile(n).media_extensions}
+    if sum(media.values()) > 1:
+        raise MigLayoutError(
+            "%s: at most one +me (media extensions) instance per GPU, got %s"
+            % (what, ", ".join("%s: %d" % item for item in sorted(media.items()))))
+    return counts
+
+
+def _expand(model: GpuModel, counts: Mapping[str, int]) -> List[MigProfile]:
+    profiles = [model.profile(name) for name, count in counts.items() for _ in range(count)]
+    return sorted(profiles, key=_instance_order)
+
+
+@dataclass
+class _Search:
+    """Depth-first placement search; remembers the deepest partial result for error messages."""
+
+    model: GpuModel
+    instances: List[MigProfile]
+    best_partial: List[int] = field(default_factory=list)
+    best_occupied: int = 0
+    best_depth: int = -1
+
+    def run(self, occupied: int) -> Optional[List[int]]:
+        starts: List[int] = []
+        self.best_occupied = occupied
+        return starts if self._place(0, occupied, starts) else None
+
+    def _place(self, index: int, occupied: int, starts: List[int]) -> bool:
+        if index == len(self.instances):
+            return True
+        profile = self.instances[index]
+        # Identical instances are interchangeable: only try increasing starts among them.
+        floor = -1
+        if index and self.instances[index - 1] is profile:
+            floor = starts[-1]
+        for start in profile.start_slots:
+            if start <= floor or start + profile.memory_slices > self.model.memory_slices:
+                continue
+            mask = _slot_mask(start, profile.memory_slices)
+            if occupied & mask:
+                continue
+            starts.append(start)
+            if self._place(index + 1, occupied | mask, starts):
+                return True
+            starts.pop()
+        if index > self.best_depth:
+            self.best_depth = index
+            self.best_partial = list(starts)
+            self.best_occupied = occupied
+        return False
+
+
+def _no_room_message(model: GpuModel, instances: List[MigProfile], search: _Search,
+                     kept: Sequence[Tuple[str, int]] = ()) -> str:
+    placed = [_describe(instances[i].name, s) for i, s in enumerate(search.best_partial)]
+    missing = instances[len(search.best_partial)]
+    free = _free_slices(model, search.best_occupied)
+    rest = Counter(p.name for p in instances[len(search.best_partial):])
+    return (
+        "no room on %s for %s: %s%s; left free: memory slices %s; cannot place %s "
+        "(needs %d consecutive memory slices starting at one of %s)"
+        % (model.key, ", ".join("%s x%d" % i for i in sorted(Counter(
+            p.name for p in instances).items())),
+           "kept " + ", ".join(_describe(*k) for k in kept) + "; " if kept else "",
+           "placed " + ", ".join(placed) if placed else "placed nothing",
+           free or "none", ", ".join("%s x%d" % i for i in sorted(rest.items())),
+           missing.memory_slices, list(missing.start_slots)))
+
+
+def _fit(model: GpuModel, instances: List[MigProfile], occupied: int = 0,
+         used_compute: int = 0) -> Tuple[Optional[List[int]], _Search]:
+    search = _Search(model, instances)
+    compute = used_compute + sum(p.compute_slices for p in instances)
+    memory = bin(occupied).count("1") + sum(p.memory_slices for p in instances)
+    if compute > model.compute_slices or memory > model.memory_slices:
+        return None, search
+    return search.run(occupied), search
+
+
+def plan_layout_for_model(model: GpuModel, layout: Mapping[str, int]) -> List[Tuple[str, int]]:
+    """``plan_layout`` for a catalog entry, e.g. one built by mig_catalog.model_from_nvml."""
+    counts = _layout_counts(model, layout)
+    instances = _expand(model, counts)
+    compute = sum(p.compute_slices for p in instances)
+    memory = sum(p.memory_slices for p in instances)
+    if compute > model.compute_slices or memory > model.memory_slices:
+        raise MigLayoutError(
+            "no room on %s: the layout needs %d compute and %d memory slices, the GPU has %d "
+            "and %d" % (model.key, compute, memory, model.compute_slices, model.memory_slices))
+    starts, search = _fit(model, instances)
+    if starts is None:
+        raise MigLayoutError(_no_room_message(model, instances, search))
+    return [(instances[i].name, s) for i, s in enumerate(starts)]
+
+
+def plan_layout(gpu_name: str, layout: dict) -> list[tuple[str, int]]:
+    """One (profile, start slot) per instance of ``layout`` on the GPU NVML calls ``gpu_name``.
+
+    Raises MigLayoutError for an unknown GPU model or profile, a count that is not a
+    non-negative int or is over the profile's maximum, more than one +me instance, or a layout
+    that does not fit (the message says what was left). See the module docstring for the order.
+    """
+    return plan_layout_for_model(resolve_model(gpu_name), layout)
+
+
+def check_placements(model: GpuModel, placements: Sequence[Tuple[str, int]]) -> None:
+    """Raise MigLayoutError unless the explicit placements can coexist on one GPU of ``model``.
+
+    Creating them in the given order then always succeeds, whatever that order is.
+    """
+    counts = Counter(name for name, _ in placements)
+    _layout_counts(model, dict(counts), what="placements")
+    occupied = 0
+    compute = 0
+    for name, start in placements:
+        profile = model.profile(name)
+        if start not in profile.start_slots:
+            raise MigLayoutError("%s: start %r is not one of %s"
+                                 % (_describe(name, start), start, list(profile.start_slots)))
+        mask = _slot_mask(start, profile.memory_slices)
+        if occupied & mask:
+            raise MigLayoutError("%s: memory slices %s overlap another instance; left free: %s"
+                                 % (_describe(name, start),
+                                    list(range(start, start + profile.memory_slices)),
+                                    _free_slices(model, occupied) or "none"))
+        occupied |= mask
+        compute += profile.compute_slices
+        if compute > model.compute_slices:
+            raise MigLayoutError("%s: more than %d compute slices in use"
+                                 % (_describe(name, start), model.compute_slices))
+
+
+# --------------------------------------------------------------------------------------------
+# Diff planning
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class MigPlan:
+    """What to do on one GPU; plain data for check mode, diff mode and the module's result.
+
+    ``steps`` is the execution order: per destroyed GPU instance its compute instances first,
+    then the GPU instance; then creates, largest first, each at an explicit placement, each
+    followed by its compute instance.
+    """
+
+    gpu_name: str
+    model: str
+    keep: List[Dict[str, Any]]
+    destroy: List[Dict[str, Any]]
+    create: List[Dict[str, Any]]
+    steps: List[Dict[str, Any]]
+    busy_destroyed: List[Dict[str, Any]]
+    before: List[str]
+    after: List[str]
+    summary: str
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.steps)
+
+    @property
+    def requires_force(self) -> bool:
+        return bool(self.busy_destroyed)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "gpu_name": self.gpu_name,
+            "model": self.model,
+            "changed": self.changed,
+            "requires_force": self.requires_force,
+            "keep": [dict(i) for i in self.keep],
+            "destroy": [dict(i) for i in self.destroy],
+            "create": [dict(i) for i in self.create],
+            "steps": [dict(s) for s in self.steps],
+            "busy_destroyed": [dict(i) for i in self.busy_destroyed],
+            "before": list(self.before),
+            "after": list(self.after),
+            "summary": self.summary,
+        }
+
+
+def _normalize_live(model: GpuModel, live_instances: Any) -> List[Dict[str, Any]]:
+    if not isinstance(live_instances, (list, tuple)):
+        raise MigLayoutError("live_instances must be a list, got %s"
+                             % type(live_instances).__name__)
+    result = []
+    occupied: Dict[int, str] = {}
+    seen_ids = set()
+    for index, item in enumerate(live_instances):
+        where = "live_instances[%d]" % index
+        if not isinstance(item, Mapping):
+            raise MigLayoutError("%s must be a mapping" % where)
+        for key in ("gi_id", "profile", "start"):
+            if key not in item:
+                raise MigLayoutError("%s.%s: required" % (where, key))
+        gi_id, name, start = item["gi_id"], item["profile"], item["start"]
+        for key, value in (("gi_id", gi_id), ("start", start)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise MigLayoutError("%s.%s: must be a non-negative int, got %r"
+                                     % (where, key, value))
+        if gi_id in seen_ids:
+            raise MigLayoutError("%s.gi_id: %d appears twice" % (where, gi_id))
+        seen_ids.add(gi_id)
+        compute_instances = list(item.get("compute_instances") or [])
+        entry = {
+            "gi_id": gi_id, "profile": str(name), "start": start,
+            "compute_instances": compute_instances, "busy": bool(item.get("busy", False)),
+        }
+        profile = model.profile(entry["profile"])
+        if profile is not None:
+            end = start + profile.memory_slices
+            if end > model.memory_slices:
+                raise MigLayoutError("%s: %s ends past memory slice %d"
+                                     % (where, _describe(name, start), model.memory_slices - 1))
+            for s in range(start, end):
+                if s in occupied:
+                    raise MigLayoutError("%s: %s overlaps %s: live state is inconsistent"
+                                         % (where, _describe(name, start), occupied[s]))
+                occupied[s] = _describe(name, start)
+        result.append(entry)
+    # Canonical order, so the plan does not depend on how the caller listed instances.
+    result.sort(key=lambda e: (e["start"], e["gi_id"]))
+    return result
+
+
+def _ci_id(compute_instance: Any) -> Any:
+    if isinstance(compute_instance, Mapping):
+        return compute_instance.get("ci_id", compute_instance.get("id"))
+    return compute_instance
+
+
+def _public(entry: Mapping[str, Any]) -> Dict[str, Any]:
+    return {k: entry[k] for k in ("gi_id", "profile", "start", "compute_instances", "busy")}
+
+
+def _choose_kept(model: GpuModel, live: List[Dict[str, Any]], counts: Mapping[str, int]):
+    """Best subset of live instances to keep and placements for the rest.
+
+    Objective, in order: keep the most busy instances, then the most instances, then the most
+    memory slices; ties go to the subset that keeps the earliest instances (canonical order).
+    Subsets are tried best first and the first whose complement fits wins, so the result is
+    optimal: every subset is a candidate, nothing is pruned on a heuristic.
+    """
+    candidates = [i for i, e in enumerate(live) if counts.get(e["profile"], 0) > 0]
+    scored = []
+    for bits in range(1 << len(candidates)):
+        chosen = [live[candidates[j]] for j in range(len(candidates)) if bits >> j & 1]
+        kept_counts = Counter(e["profile"] for e in chosen)
+        if any(c > counts[name] for name, c in kept_counts.items()):
+            continue
+        busy = sum(1 for e in chosen if e["busy"])
+        slices = sum(model.profile(e["profile"]).memory_slices for e in chosen)
+        # Reverse the bit order so that keeping earlier instances sorts first.
+        preference = -int(format(bits, "0%db" % len(candidates))[::-1], 2)
+        scored.append(((-busy, -len(chosen), -slices, preference), chosen, kept_counts))
+    scored.sort(key=lambda item: item[0])
+    last_search = None
+    for _, chosen, kept_counts in scored:
+        occupied = 0
+        compute = 0
+        for entry in chosen:
+            profile = model.profile(entry["profile"])
+            occupied |= _slot_mask(entry["start"], profile.memory_slices)
+            compute += profile.compute_slices
+        remaining = Counter(counts)
+        remaining.subtract(kept_counts)
+        instances = _expand(model, {n: c for n, c in remaining.items() if c > 0})
+        starts, search = _fit(model, instances, occupied, compute)
+        if starts is not None:
+            return chosen, [(instances[i], s) for i, s in enumerate(starts)]
+        last_search = (instances, search)
+    # Unreachable when the desired layout fits on an empty GPU (keeping nothing always works).
+    instances, search = last_search
+    raise MigLayoutError(_no_room_message(model, instances, search))
+
+
+def plan_changes(gpu_name: str, live_instances: Sequence[Mapping[str, Any]],
+                 desired_layout: Mapping[str, int],
+                 model: Optional[GpuModel] = None) -> MigPlan:
+    """Plan the re-layout of one GPU from its live GPU instances to ``desired_layout``.
+
+    live_instances: ``[{"gi_id": 1, "profile": "3g.20gb", "start": 4,
+    "compute_instances": [...], "busy": False}, ...]``. Keeps every live instance that can stay
+    where it is (busy ones first, then as many as possible), destroys only what must go and
+    creates the rest at explicit placements around the kept ones. ``busy_destroyed`` lists busy
+    instances that would be destroyed: the caller refuses unless forced. Pass ``model`` for a
+    GPU the catalog does not know (see mig_catalog.model_from_nvml).
+    """
+    model = model or resolve_model(gpu_name)
+    counts = _layout_counts(model, desired_layout, what="desired_layout")
+    # Fail on an impossible layout before looking at the live state.
+    plan_layout_for_model(model, counts)
+    live = _normalize_live(model, live_instances)
+
+    kept, created = _choose_kept(model, live, counts)
+    kept_ids = {e["gi_id"] for e in kept}
+    destroy = [e for e in live if e["gi_id"] not in kept_ids]
+    create = [{"profile": p.name, "start": s} for p, s in created]
+
+    steps: List[Dict[str, Any]] = []
+    for entry in destroy:
+        for ci in entry["compute_instances"]:
+            steps.append({"action": "destroy_ci", "gi_id": entry["gi_id"], "ci_id": _ci_id(ci),
+                          "profile": entry["profile"], "start": entry["start"]})
+        steps.append({"action": "destroy_gi", "gi_id": entry["gi_id"],
+                      "profile": entry["profile"], "start": entry["start"]})
+    for entry in create:
+        steps.append({"action": "create_gi", "profile": entry["profile"],
+                      "start": entry["start"]})
+        steps.append({"action": "create_ci", "profile": entry["profile"],
+                      "start": entry["start"]})
+    # A kept GPU instance without a compute instance is no usable MIG device yet.
+    for entry in kept:
+        if not entry["compute_instances"]:
+            steps.append({"action": "create_ci", "gi_id": entry["gi_id"],
+                          "profile": entry["profile"], "start": entry["start"]})
+
+    busy_destroyed = [_public(e) for e in destroy if e["busy"]]
+    before = [_describe(e["profile"], e["start"]) for e in live]
+    after = sorted(
+        [(e["start"], e["profile"]) for e in kept] + [(c["start"], c["profile"]) for c in create])
+    plan = MigPlan(
+        gpu_name=gpu_name, model=model.key,
+        keep=[_public(e) for e in kept], destroy=[_public(e) for e in destroy], create=create,
+        steps=steps, busy_destroyed=busy_destroyed, before=before,
+        after=[_describe(name, start) for start, name in after], summary="",
+    )
+    plan.summary = _summarize(plan)
+    return plan
+
+
+def _summarize(plan: MigPlan) -> str:
+    if not plan.changed:
+        return "%s: no change (%s)" % (plan.model, ", ".join(plan.before) or "no instances")
+    parts = []
+    if plan.keep:
+        parts.append("keep %d (%s)" % (len(plan.keep), ", ".join(
+            _describe(e["profile"], e["start"]) for e in plan.keep)))
+    if plan.destroy:
+        parts.append("destroy %d (%s)" % (len(plan.destroy), ", ".join(
+            "%s gi %d%s" % (_describe(e["profile"], e["start"]), e["gi_id"],
+                            " BUSY" if e["busy"] else "") for e in plan.destroy)))
+    if plan.create:
+        parts.append("create %d (%s)" % (len(plan.create), ", ".join(
+            _describe(c["profile"], c["start"]) for c in plan.create)))
+    missing_ci = [s for s in plan.steps if s["action"] == "create_ci" and "gi_id" in s]
+    if missing_ci:
+        parts.append("add compute instance to %d kept" % len(missing_ci))
+    text = "%s: %s" % (plan.model, "; ".join(parts))
+    if plan.busy_destroyed:
+        text += "; %d busy instance(s) would be destroyed: needs force" % len(plan.busy_destroyed)
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# mig-parted v1 configs
+# --------------------------------------------------------------------------------------------
+
+_TOP_KEYS = ("version", "mig-configs")
+_ENTRY_KEYS = ("device-filter", "devices", "mig-enabled", "mig-devices")
+# 1g.5gb, 1g.5gb+me, 1g.24gb+me.all, 1g.24gb-me, 1g.24gb+gfx, 1c.3g.20gb (compute instance).
+_PROFILE_NAME = re.compile(r"^(\d+c\.)?\d+g\.\d+gb([+-][a-z0-9]+(\.[a-z0-9]+)*)*$")
+_DEVICE_FILTER = re.compile(r"^0x([0-9a-fA-F]{8})(:0x([0-9a-fA-F]{8}))?$")
+
+
+@dataclass(frozen=True)
+class MigConfigEntry:
+    """One entry of a named mig-parted config."""
+
+    path: str
+    device_filter: Tuple[Tuple[int, Optional[int]], ...]  # (device id, subsystem id or None)
+    devices: Any  # "all" or a tuple of GPU indices
+    mig_enabled: bool
+    mig_devices: Dict[str, int]
+
+    def matches(self, index: int, pci_device_id: int, pci_subsystem_id: Optional[int]) -> bool:
+        if self.devices != "all" and index not in self.devices:
+            return False
+        if not self.device_filter:
+            return True
+        return any(device == pci_device_id and (sub is None or sub == pci_subsystem_id)
+                   for device, sub in self.device_filter)
+
+
+@dataclass(frozen=True)
+class MigPartedConfig:
+    version: str
+    configs: Dict[str, Tuple[MigConfigEntry, ...]]
+
+    @property
+    def names(self) -> List[str]:
+        return sorted(self.configs)
+
+
+def _unknown_keys(where: str, data: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    for key in data:
+        if key not in allowed:
+            raise MigConfigError("%s%s: unknown key; allowed: %s"
+                                 % (where + "." if where else "", key, ", ".join(allowed)))
+
+
+def _parse_device_filter(where: str, value: Any) -> Tuple[Tuple[int, Optional[int]], ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise MigConfigError("%s: must be a PCI device id string or a list of them" % where)
+    result = []
+    for i, item in enumerate(items):
+        match = _DEVICE_FILTER.match(item) if isinstance(item, str) else None
+        if match is None:
+            raise MigConfigError("%s[%d]: %r is not a PCI device id like 0x20B010DE "
+                                 "(optionally :0xSSSSssss)" % (where, i, item))
+        sub = match.group(3)
+        result.append((int(match.group(1), 16), None if sub is None else int(sub, 16)))
+    return tuple(result)
+
+
+def _parse_devices(where: str, value: Any) -> Any:
+    if value == "all":
+        return "all"
+    if isinstance(value, list) and value:
+        for i, item in enumerate(value):
+            if isinstance(item, bool) or not isinstance(item, int) or item < 0:
+                raise MigConfigError("%s[%d]: must be a GPU index (non-negative int), got %r"
+                                     % (where, i, item))
+        return tuple(value)
+    raise MigConfigError("%s: must be 'all' or a non-empty list of GPU indices, got %r"
+                         % (where, value))
+
+
+def _parse_mig_devices(where: str, value: Any) -> Dict[str, int]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise MigConfigError("%s: must be a mapping of MIG profile to count" % where)
+    result = {}
+    for name, count in value.items():
+        if not isinstance(name, str) or not _PROFILE_NAME.match(name):
+            raise MigConfigError("%s.%s: not a MIG profile name like 1g.5gb or 1g.5gb+me"
+                                 % (where, name))
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise MigConfigError("%s.%s: count must be a non-negative int, got %r"
+                                 % (where, name, count))
+        result[name] = count
+    return result
+
+
+def _parse_entry(where: str, data: Any) -> MigConfigEntry:
+    if not isinstance(data, Mapping):
+        raise MigConfigError("%s: must be a mapping with keys %s" % (where, ", ".join(_ENTRY_KEYS)))
+    _unknown_keys(where, data, _ENTRY_KEYS)
+    if "devices" not in data:
+        raise MigConfigError("%s.devices: required ('all' or a list of GPU indices)" % where)
+    if "mig-enabled" not in data:
+        raise MigConfigError("%s.mig-enabled: required (true or false)" % where)
+    enabled = data["mig-enabled"]
+    if not isinstance(enabled, bool):
+        raise MigConfigError("%s.mig-enabled: must be true or false, got %r" % (where, enabled))
+    if enabled and "mig-devices" not in data:
+        raise MigConfigError("%s.mig-devices: required when mig-enabled is true (may be {})"
+                             % where)
+    mig_devices = _parse_mig_devices(where + ".mig-devices", data.get("mig-devices"))
+    if not enabled and any(mig_devices.values()):
+        raise MigConfigError("%s.mig-devices: must be empty when mig-enabled is false" % where)
+    device_filter = ()
+    if "device-filter" in data:
+        device_filter = _parse_device_filter(where + ".device-filter", data["device-filter"])
+    return MigConfigEntry(
+        path=where, device_filter=device_filter,
+        devices=_parse_devices(where + ".devices", data["devices"]),
+        mig_enabled=enabled, mig_devices=mig_devices,
+    )
+
+
+def parse_mig_parted_config(data: Any) -> MigPartedConfig:
+    """Validate a mig-parted v1 config (a mapping, or its YAML text); errors name the path."""
+    if isinstance(data, str):
+        if yaml is None:
+            raise MigConfigError("config given as text, but PyYAML is not installed: "
+                                 "pass the parsed mapping instead")
+        try:
+            data = yaml.safe_load(data)
+        except yaml.YAMLError as exc:
+            raise MigConfigError("config is not valid YAML: %s" % exc) from exc
+    if not isinstance(data, Mapping):
+        raise MigConfigError("config must be a mapping with keys %s" % ", ".join(_TOP_KEYS))
+    _unknown_keys("", data, _TOP_KEYS)
+    if data.get("version") != "v1":
+        raise MigConfigError("version: must be v1, got %r" % (data.get("version"),))
+    configs = data.get("mig-configs")
+    if not isinstance(configs, Mapping) or not configs:
+        raise MigConfigError("mig-configs: required, a non-empty mapping of config name to "
+                             "a list of entries")
+    parsed: Dict[str, Tuple[MigConfigEntry, ...]] = {}
+    for name, entries in configs.items():
+        where = "mig-configs.%s" % name
+        if not isinstance(entries, list) or not entries:
+            raise MigConfigError("%s: must be a non-empty list of entries" % where)
+        parsed[str(name)] = tuple(
+            _parse_entry("%s[%d]" % (where, i), entry) for i, entry in enumerate(entries))
+    return MigPartedConfig(version="v1", configs=parsed)
+
+
+def resolve_mig_config(config: Any, config_name: str,
+                       gpus: Sequence[Mapping[str, Any]]) -> Dict[int, Dict[str, Any]]:
+    """Desired MIG state per GPU for one named config, following mig-parted's rules.
+
+    gpus: ``[{"index": 0, "name": "NVIDIA A100-SXM4-40GB", "pci_device_id": 0x20B010DE,
+    "pci_subsystem_id": 0x134F10DE (optional), "mig_capable": True (optional)}, ...]``.
+    Every entry that matches a GPU (device-filter and devices) applies to it, in order, so the
+    last match decides its final state, as when mig-parted applies them in sequence. A GPU that
+    cannot do MIG is skipped where the entry says ``devices: all`` or ``mig-enabled: false``; an
+    entry that names it by index with MIG enabled is an error.
+
+    Returns ``{index: {"status": "configure" | "skip" | "untouched", "mig_enabled": bool|None,
+    "layout": {profile: count} | None, "entry": path|None, "reason": str}}``.
+    """
+    if not isinstance(config, MigPartedConfig):
+        config = parse_mig_parted_config(config)
+    if config_name not in config.configs:
+        raise MigConfigError("unknown MIG config %r; available: %s"
+                             % (config_name, ", ".join(config.names)))
+    result: Dict[int, Dict[str, Any]] = {}
+    for position, gpu in enumerate(gpus):
+        where = "gpus[%d]" % position
+        try:
+            index = gpu["index"]
+            device_id = parse_pci_device_id(gpu["pci_device_id"])
+            subsystem = gpu.get("pci_subsystem_id")
+            subsystem = None if subsystem is None else parse_pci_device_id(subsystem)
+        except (KeyError, ValueError) as exc:
+            raise MigConfigError("%s: needs index and pci_device_id: %s" % (where, exc)) from exc
+        mig_capable = bool(gpu.get("mig_capable", True))
+        state: Dict[str, Any] = {
+            "status": "untouched", "mig_enabled": None, "layout": None, "entry": None,
+            "reason": "no entry of %s matches this GPU" % config_name,
+        }
+        for entry in config.configs[config_name]:
+            if not entry.matches(index, device_id, subsystem):
+                continue
+            if not mig_capable:
+                if entry.devices == "all" or not entry.mig_enabled:
+                    state = {"status": "skip", "mig_enabled": None, "layout": None,
+                             "entry": entry.path, "reason": "GPU cannot do MIG"}
+                    continue
+                raise MigConfigError("%s: GPU %d (%s) cannot do MIG but is listed in devices "
+                                     "with mig-enabled true"
+                                     % (entry.path, index, gpu.get("name", "?")))
+            state = {
+                "status": "configure", "mig_enabled": entry.mig_enabled,
+                "layout": dict(entry.mig_devices) if entry.mig_enabled else {},
+                "entry": entry.path, "reason": "matched %s" % entry.path,
+            }
+        result[index] = state
+    return result
