@@ -12,11 +12,14 @@
 
 Placement order (the documented, deterministic contract):
   instances are ordered largest first -- memory slices descending, then compute slices
-  descending, then profile name ascending -- and each takes the lowest allowed start slot that
-  is free; when a later instance finds no room, the search backtracks (depth first, lowest
-  slots first), so every layout that fits at all is found, and the answer is the first fitting
-  assignment in that order. The returned list is in that order, which is also a safe creation
-  order when the driver is left to choose placements.
+  descending, then profile name ascending. An instance of at least half the GPU's memory takes
+  the highest free allowed start, a smaller one the lowest: big instances fill the top, small
+  ones pack from the bottom, so free memory stays in one piece for later additions (on an A100,
+  3g+2g+1g becomes 3g@4, 2g@0, 1g@2, and a second 1g still fits at 3). When a later instance
+  finds no room the search backtracks (depth first, in that slot order), so every layout that
+  fits at all is found; the answer is the first fitting assignment in that order. The returned
+  list is in instance order, which is also a safe creation order when the driver is left to
+  choose placements.
 """
 
 from __future__ import absolute_import, annotations, division, print_function
@@ -137,16 +140,23 @@ class _Search:
         self.best_occupied = occupied
         return starts if self._place(0, occupied, starts) else None
 
+    def _slot_order(self, profile: MigProfile) -> Tuple[int, ...]:
+        if 2 * profile.memory_slices >= self.model.memory_slices:
+            return tuple(reversed(profile.start_slots))
+        return profile.start_slots
+
     def _place(self, index: int, occupied: int, starts: List[int]) -> bool:
         if index == len(self.instances):
             return True
         profile = self.instances[index]
-        # Identical instances are interchangeable: only try increasing starts among them.
-        floor = -1
+        order = self._slot_order(profile)
+        # Identical instances are interchangeable: each tries only the slots after the
+        # previous one's in slot order, which visits every set of starts once.
+        first = 0
         if index and self.instances[index - 1] is profile:
-            floor = starts[-1]
-        for start in profile.start_slots:
-            if start <= floor or start + profile.memory_slices > self.model.memory_slices:
+            first = order.index(starts[-1]) + 1
+        for start in order[first:]:
+            if start + profile.memory_slices > self.model.memory_slices:
                 continue
             mask = _slot_mask(start, profile.memory_slices)
             if occupied & mask:

@@ -114,5 +114,5 @@ def test_plan_changes_works_for_a_gpu_only_nvml_knows():
         "NVIDIA Future", _as_nvml(mig_catalog.model_by_key("H100-80GB")))
     live = [{"gi_id": 1, "profile": "7g.80gb", "start": 0, "compute_instances": [0]}]
     plan = mig.plan_changes("NVIDIA Future", live, {"3g.40gb": 2}, model=model)
-    assert plan.create == [{"profile": "3g.40gb", "start": 0}, {"profile": "3g.40gb", "start": 4}]
+    assert plan.create == [{"profile": "3g.40gb", "start": 4}, {"profile": "3g.40gb", "start": 0}]
     assert [s["action"] for s in plan.steps[:2]] == ["destroy_ci", "destroy_gi"]

@@ -77,6 +77,17 @@ def test_all_1g_to_balanced_keeps_two_and_places_around_them():
     apply_plan(A100, live, plan)
 
 
+def test_adding_one_instance_to_a_planned_layout_keeps_everything():
+    for small, full in (({"3g.20gb": 1, "2g.10gb": 1, "1g.5gb": 1},
+                         {"3g.20gb": 1, "2g.10gb": 1, "1g.5gb": 2}),
+                        ({"2g.10gb": 1, "1g.5gb": 2}, {"2g.10gb": 1, "1g.5gb": 2, "3g.20gb": 1}),
+                        ({"1g.5gb": 5}, {"1g.5gb": 6})):
+        live = _live(*mig.plan_layout(A100, small))
+        plan = mig.plan_changes(A100, live, full)
+        assert plan.destroy == [], (small, plan.summary)
+        assert len(plan.create) == 1
+
+
 def test_converged_gpu_is_no_change():
     live = _live(("3g.20gb", 4), ("2g.10gb", 0), ("1g.5gb", 2), ("1g.5gb", 3))
     plan = mig.plan_changes(A100, live, {"3g.20gb": 1, "2g.10gb": 1, "1g.5gb": 2})

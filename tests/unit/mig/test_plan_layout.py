@@ -89,6 +89,12 @@ def test_documented_order_examples():
     # Same memory size: more compute slices first.
     assert mig.plan_layout(A100, {"2g.10gb": 3, "1g.10gb": 1}) == [
         ("2g.10gb", 0), ("2g.10gb", 2), ("2g.10gb", 4), ("1g.10gb", 6)]
+    # Big instances take the top, small ones pack from the bottom: room stays in one piece.
+    assert mig.plan_layout(A100, {"3g.20gb": 1, "2g.10gb": 1, "1g.5gb": 1}) == [
+        ("3g.20gb", 4), ("2g.10gb", 0), ("1g.5gb", 2)]
+    assert mig.plan_layout(A100, {"3g.20gb": 2}) == [("3g.20gb", 4), ("3g.20gb", 0)]
+    assert mig.plan_layout(A30, {"2g.12gb": 1, "1g.6gb": 2}) == [
+        ("2g.12gb", 2), ("1g.6gb", 0), ("1g.6gb", 1)]
     assert mig.plan_layout(A100, {}) == []
     assert mig.plan_layout(A100, {"7g.40gb": 0}) == []
 
