@@ -1,0 +1,93 @@
+# gpuops.cluster: build, test and demo entry points. `make help` lists the targets.
+# Everything a target needs is installed by the target itself (Debian packages, the venv),
+# and every target is safe to re-run: caches (venv, images) are reused while still valid.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+ROOT := $(CURDIR)
+VENV := .venv
+PY := $(ROOT)/$(VENV)/bin/python
+PYTHON ?= python3
+COLLECTIONS := $(ROOT)/build/collections
+COLLECTION_LINK := build/collections/ansible_collections/gpuops/cluster
+SANDBOX_DIR := .sandbox
+PY_DIRS := plugins sandbox tests benchmarks tools
+
+# The venv's tools come first on PATH (molecule and ansible-lint call ansible-* by name).
+export PATH := $(ROOT)/$(VENV)/bin:$(PATH)
+export ANSIBLE_FORCE_COLOR ?= 0
+export PY_COLORS ?= 0
+
+.PHONY: help venv collection lint sanity build-check unit integration docker docker-stop \
+        fleet-image molecule sandbox-up sandbox-down demo bench test clean
+
+help: ## List the targets
+	@echo "gpuops.cluster make targets:"
+	@grep -hE '^[a-z][a-z_-]*:.*## ' $(MAKEFILE_LIST) \
+	    | awk 'BEGIN {FS = ":.*## "} {printf "  %-13s %s\n", $$1, $$2}'
+
+venv: ## Virtualenv .venv from requirements-dev.txt (rebuilt only when that file changes)
+	@VENV=$(VENV) PYTHON=$(PYTHON) tools/venv.sh
+
+collection: ## Link build/collections/ansible_collections/gpuops/cluster -> repo root
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@if [ ! -L $(COLLECTION_LINK) ] || [ "$$(readlink $(COLLECTION_LINK))" != ../../../.. ]; then \
+	    rm -rf $(COLLECTION_LINK); ln -s ../../../.. $(COLLECTION_LINK); fi
+	@test -f $(COLLECTION_LINK)/galaxy.yml
+	@echo "collection: $(COLLECTION_LINK) -> repo root"
+
+lint: venv collection ## ansible-lint (production profile), yamllint, ruff, changelog lint
+	@echo "== ansible-lint"; ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) ansible-lint --offline
+	@echo "== yamllint"; yamllint --strict .
+	@echo "== ruff check"; ruff check $(wildcard $(PY_DIRS))
+	@echo "== ruff format --check"; ruff format --check $(wildcard $(PY_DIRS))
+	@echo "== antsibull-changelog lint"; antsibull-changelog lint
+
+sanity: venv ## ansible-test sanity (offline) on a copy under build/sanity
+	@tools/sanity.sh
+
+build-check: venv ## Build the collection tarball, install it, render every module/role doc
+	@tools/build-check.sh
+
+unit: venv collection ## pytest tests/unit
+	@tools/pytest-tier.sh tests/unit
+
+integration: venv collection ## pytest tests/integration
+	@tools/pytest-tier.sh tests/integration
+
+docker: ## Install docker if missing and make sure the daemon answers (starts dockerd)
+	@tools/docker-up.sh
+
+docker-stop: ## Stop the dockerd that `make docker` started (only that one)
+	@tools/docker-stop.sh
+
+fleet-image: docker ## Debian 12 fleet image from Debian packages (cached by recipe hash)
+	@tools/fleet-image.sh
+
+molecule: venv collection docker fleet-image ## Run every molecule scenario (molecule test -s NAME)
+	@ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) tools/molecule-all.sh
+
+sandbox-up: venv ## Render the simulated fleet into .sandbox
+	PYTHONPATH=sandbox/python $(PY) -m gpuops_sim fleet-up --fleet sandbox/fleet.yml --dir $(SANDBOX_DIR)
+
+sandbox-down: ## Remove .sandbox
+	rm -rf $(SANDBOX_DIR)
+
+demo: venv collection sandbox-up ## Sandbox up, playbooks/site.yml end to end, report summary
+	ansible-playbook playbooks/site.yml -i inventories/sandbox
+	@echo; echo "== Fleet report (reports/fleet.txt)"; cat reports/fleet.txt
+	@echo; echo "Reports: $(ROOT)/reports/fleet.json $(ROOT)/reports/fleet.txt"
+
+bench: venv collection ## Run every benchmarks/*.py
+	@set -e; shopt -s nullglob; files=(benchmarks/*.py); \
+	if [ $${#files[@]} -eq 0 ]; then echo "bench: no benchmarks/*.py"; exit 0; fi; \
+	for f in "$${files[@]}"; do echo "== $$f"; $(PY) "$$f"; done
+
+test: ## All tiers: venv collection lint sanity build-check unit integration molecule
+	@tools/run-tiers.sh venv collection lint sanity build-check unit integration molecule
+
+clean: ## Remove build outputs (keeps .venv and docker images)
+	rm -rf build/dist build/sanity build/images tests/output reports $(SANDBOX_DIR)

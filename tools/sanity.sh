@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# ansible-test sanity, offline, on a copy of the collection (tracked + untracked-not-ignored
+# files) under build/sanity/ansible_collections/gpuops/cluster.
+set -euo pipefail
+
+ROOT=$(pwd)
+VENV_BIN="$ROOT/.venv/bin"
+DEST=build/sanity/ansible_collections/gpuops/cluster
+PYVER=${SANITY_PYTHON:-3.11}
+
+# ansible-test bootstraps pip in its venvs with a get-pip script it downloads from a host that
+# is unreachable here. Put a stand-in in its cache: ensurepip, then pip install <args>.
+# It keeps the caller's environment (pip's configuration comes from there).
+pip_version=$("$VENV_BIN/python" - <<'PY'
+import re, pathlib, ansible_test
+src = pathlib.Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py"
+print(re.search(r"pip='([0-9.]+)'", src.read_text()).group(1))
+PY
+)
+cache="$HOME/.ansible/test/cache"
+standin="$cache/get_pip_${pip_version//./_}.py"
+mkdir -p "$cache"
+cat >"$standin.tmp" <<'PY'
+"""Offline stand-in for get-pip.py (written by tools/sanity.sh): ensurepip, then pip install."""
+import os
+import subprocess
+import sys
+
+GET_PIP_ONLY = {"--no-setuptools", "--no-wheel"}
+args = [a for a in sys.argv[1:] if a not in GET_PIP_ONLY]
+subprocess.check_call([sys.executable, "-m", "ensurepip", "--upgrade", "--default-pip"], env=os.environ)
+subprocess.check_call([sys.executable, "-m", "pip", "install"] + args, env=os.environ)
+PY
+mv "$standin.tmp" "$standin"
+
+# Fresh copy: what git would ship (tracked and untracked-but-not-ignored files).
+rm -rf "$DEST"
+mkdir -p "$DEST"
+git ls-files -z -co --exclude-standard | while IFS= read -r -d '' f; do
+    [ -e "$f" ] || [ -L "$f" ] || continue   # deleted in the working tree
+    printf '%s\0' "$f"
+done | tar -c --null -T - -f - | tar -x -C "$DEST" -f -
+
+cd "$DEST"
+# build/ is ignored by the checkout's git, and ansible-test lists files through git when it is
+# inside a work tree: give the copy its own (empty) repository so it sees every copied file.
+git init -q .
+echo "sanity: ansible-test sanity --venv --python $PYVER in $DEST"
+"$VENV_BIN/ansible-test" sanity --venv --python "$PYVER" --color no "$@"
