@@ -144,9 +144,17 @@ def mig_memory_gb(profile_memory_mib, device_total_bytes):
     return int(eighths * total_gb + 0.5)
 
 
+def nvml_profile_name(info):
+    """The .name of a V profile info struct without NVML's 'MIG ' prefix ('MIG 1g.5gb')."""
+    name = text(getattr(info, "name", None))
+    if name and name.upper().startswith("MIG "):
+        name = name[4:].strip()
+    return name or None
+
+
 def gi_profile_name(profile_index, info, device_total_bytes):
     """Name of a GPU instance profile: NVML's own (.name in the V struct), else built."""
-    name = text(getattr(info, "name", None))
+    name = nvml_profile_name(info)
     if name:
         return name
     mem = mig_memory_gb(info.memorySizeMB, device_total_bytes)
@@ -154,7 +162,7 @@ def gi_profile_name(profile_index, info, device_total_bytes):
 
 
 def ci_profile_name(info, gi_slices, gi_name):
-    name = text(getattr(info, "name", None))
+    name = nvml_profile_name(info)
     if name:
         return name
     if info.sliceCount == gi_slices:
@@ -362,6 +370,8 @@ def read_reliability(reader, handle):
 def read_nvlinks(reader, handle):
     """Active NVLink count; None when the GPU has no NVLink (NOT_SUPPORTED on link 0)."""
     nvml = reader.nvml
+    if reader.record["lost"]:
+        return
     max_links = _const(nvml, "NVML_NVLINK_MAX_LINKS", NVLINK_MAX_LINKS_DEFAULT)
     func = getattr(nvml, "nvmlDeviceGetNvLinkState", None)
     if func is None:

@@ -255,7 +255,8 @@ class FakeNvml:
         pid, slices, count, mem = mig["profiles"][profile_index]
         info = _Namespace(id=pid, sliceCount=slices, instanceCount=count, memorySizeMB=mem)
         if self.give_names:
-            info.name = ("NAMED-%d" % pid).encode()
+            info.name = ("MIG NAMED-%d" % pid).encode()  # NVML prefixes names with 'MIG '
+
         return info
 
     def _gi(self, index, gi_id):
