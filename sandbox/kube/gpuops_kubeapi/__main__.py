@@ -1,0 +1,121 @@
+"""Command line: `python -m gpuops_kubeapi serve --port P --state-dir D --kubeconfig-out F`."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import signal
+import sys
+import threading
+
+import yaml
+
+from .api import Cluster, WriteOptions
+from .server import KubeApiServer
+from .store import Store
+
+SNAPSHOT_NAME = "state.json"
+DUMMY_TOKEN = "gpuops-sandbox-token"
+
+
+def kubeconfig(url: str) -> dict:
+    name = "gpuops-sandbox"
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {"server": url}}],
+        "users": [{"name": name, "user": {"token": DUMMY_TOKEN}}],
+        "contexts": [
+            {"name": name, "context": {"cluster": name, "user": name, "namespace": "default"}}
+        ],
+        "current-context": name,
+        "preferences": {},
+    }
+
+
+def load_crds(cluster: Cluster, directory: str) -> int:
+    crd_type = cluster.types[("apiextensions.k8s.io", "v1", "customresourcedefinitions")]
+    loaded = 0
+    for path in sorted(
+        glob.glob(os.path.join(directory, "*.yaml")) + glob.glob(os.path.join(directory, "*.yml"))
+    ):
+        with open(path, encoding="utf-8") as handle:
+            for document in yaml.safe_load_all(handle):
+                if (
+                    not isinstance(document, dict)
+                    or document.get("kind") != "CustomResourceDefinition"
+                ):
+                    continue
+                name = document["metadata"]["name"]
+                if cluster.store.get(crd_type.key, ("", name)) is None:
+                    cluster.create(
+                        crd_type, None, document, WriteOptions(field_manager="gpuops-kubeapi")
+                    )
+                    loaded += 1
+    return loaded
+
+
+def serve(args: argparse.Namespace) -> int:
+    cluster = Cluster(Store())
+    snapshot_path = os.path.join(args.state_dir, SNAPSHOT_NAME) if args.state_dir else None
+    if args.state_dir:
+        os.makedirs(args.state_dir, exist_ok=True)
+        snapshot = Store.read_snapshot(snapshot_path)
+        if snapshot:
+            cluster.restore(snapshot)
+    cluster.bootstrap()
+    if args.crds:
+        load_crds(cluster, args.crds)
+    server = KubeApiServer(("127.0.0.1", args.port), cluster, verbose=args.verbose)
+    if args.kubeconfig_out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.kubeconfig_out)), exist_ok=True)
+        with open(args.kubeconfig_out, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(kubeconfig(server.url), handle, sort_keys=False)
+        os.chmod(args.kubeconfig_out, 0o600)
+    pid_file = args.pid_file or (
+        os.path.join(args.state_dir, "kubeapi.pid") if args.state_dir else None
+    )
+    if pid_file:
+        with open(pid_file, "w", encoding="utf-8") as handle:
+            handle.write(f"{os.getpid()}\n")
+
+    def stop(signum, frame):  # noqa: ARG001 - signal handler signature
+        # shutdown() blocks until serve_forever returns, so it cannot run on this thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"gpuops-kubeapi pid {os.getpid()} serving {server.url}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        with cluster.store.changed:
+            cluster.store.closed = True
+            cluster.store.changed.notify_all()
+        server.server_close()
+        if snapshot_path:
+            cluster.store.save(snapshot_path)
+        if pid_file and os.path.exists(pid_file):
+            os.remove(pid_file)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gpuops_kubeapi", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="run the API stand-in on 127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    serve_parser.add_argument("--state-dir", help="where the snapshot and PID file live")
+    serve_parser.add_argument("--kubeconfig-out", help="write a kubeconfig for this server here")
+    serve_parser.add_argument("--crds", help="directory of CRD YAML files to install at start")
+    serve_parser.add_argument("--pid-file", help="PID file (default: STATE_DIR/kubeapi.pid)")
+    serve_parser.add_argument("--verbose", action="store_true", help="log requests to stderr")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Fixtures for the Kubernetes API stand-in conformance tests: one server per session,
+started as a subprocess on a free 127.0.0.1 port and stopped by its PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+KUBE_PACKAGE_DIR = REPO_ROOT / "sandbox" / "kube"
+SHARED_CRDS = REPO_ROOT.parent / "shared" / "crds"
+
+if str(KUBE_PACKAGE_DIR) not in sys.path:
+    sys.path.insert(0, str(KUBE_PACKAGE_DIR))
+
+
+class RunningServer:
+    def __init__(self, process: subprocess.Popen, url: str, kubeconfig: Path, state_dir: Path):
+        self.process = process
+        self.url = url
+        self.kubeconfig = kubeconfig
+        self.state_dir = state_dir
+
+
+def start_server(state_dir: Path, crds: Path | None = None) -> RunningServer:
+    kubeconfig = state_dir / "kubeconfig"
+    command = [
+        sys.executable,
+        "-m",
+        "gpuops_kubeapi",
+        "serve",
+        "--port",
+        "0",
+        "--state-dir",
+        str(state_dir),
+        "--kubeconfig-out",
+        str(kubeconfig),
+    ]
+    if crds is not None:
+        command += ["--crds", str(crds)]
+    env = dict(os.environ, PYTHONPATH=str(KUBE_PACKAGE_DIR))
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, text=True)
+    line = process.stdout.readline()
+    if "serving" not in line:
+        process.kill()
+        raise RuntimeError(f"kube API stand-in did not start: {line!r}")
+    url = line.rsplit(" ", 1)[-1].strip()
+    return RunningServer(process, url, kubeconfig, state_dir)
+
+
+def stop_server(server: RunningServer) -> None:
+    os.kill(server.process.pid, signal.SIGTERM)
+    try:
+        server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def kube_server(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("kubeapi"))
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def api_client(kube_server):
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    config.load_kube_config(
+        config_file=str(kube_server.kubeconfig), client_configuration=configuration
+    )
+    with client.ApiClient(configuration) as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+def core(api_client):
+    from kubernetes import client
+
+    return client.CoreV1Api(api_client)
+
+
+@pytest.fixture(scope="session")
+def dynamic(api_client, tmp_path_factory):
+    from kubernetes.dynamic import DynamicClient
+    from kubernetes.dynamic.discovery import LazyDiscoverer
+
+    cache = tmp_path_factory.mktemp("discovery") / "cache.json"
+    return DynamicClient(api_client, discoverer=LazyDiscoverer, cache_file=str(cache))
+
+
+@pytest.fixture
+def namespace(core):
+    """A fresh namespace per test, deleted afterwards."""
+    from kubernetes import client
+
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    try:
+        core.delete_namespace(name)
+    except Exception:  # the test may have deleted it itself
+        pass
+
+
+def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
