@@ -8,6 +8,9 @@ VENV_BIN="$ROOT/.venv/bin"
 DEST=build/sanity/ansible_collections/gpuops/cluster
 PYVER=${SANITY_PYTHON:-3.11}
 
+# ansible-test's shellcheck test is skipped (with only a warning) when shellcheck is missing.
+"$(dirname "$0")/ensure-apt.sh" shellcheck
+
 # ansible-test bootstraps pip in its venvs with a get-pip script it downloads from a host that
 # is unreachable here. Put a stand-in in its cache: ensurepip, then pip install <args>.
 # It keeps the caller's environment (pip's configuration comes from there).
