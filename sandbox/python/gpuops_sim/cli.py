@@ -17,8 +17,7 @@ class CliError(Exception):
 
 
 def _uuids(fixture, host):
-    return [gpu["uuid"] or fixture_mod.derive_uuid(host, gpu["bus_id"])
-            for gpu in fixture["gpus"]]
+    return [gpu["uuid"] or fixture_mod.derive_uuid(host, gpu["bus_id"]) for gpu in fixture["gpus"]]
 
 
 def _read_state_file(path):
@@ -26,8 +25,9 @@ def _read_state_file(path):
         with open(path) as handle:
             return json.load(handle)
     except FileNotFoundError:
-        raise CliError("state file %s does not exist: create it with `reset --fixture F "
-                       "--state %s`" % (path, path)) from None
+        raise CliError(
+            "state file %s does not exist: create it with `reset --fixture F --state %s`" % (path, path)
+        ) from None
 
 
 def _store(args):
@@ -39,8 +39,7 @@ def _store(args):
         fixture_path = data.get("fixture_path")
         host = data.get("host")
         if not fixture_path or not os.path.exists(fixture_path):
-            raise CliError("state %s does not say which fixture it came from; pass --fixture"
-                           % args.state)
+            raise CliError("state %s does not say which fixture it came from; pass --fixture" % args.state)
     fixture = fixture_mod.load(fixture_path, args.state + ".fixture-cache.json")
     store = StateStore(fixture, args.state, host=getattr(args, "host", None) or host)
     store.load()
@@ -69,13 +68,11 @@ def cmd_inject(args):
         raise CliError("--times must be at least 1")
     store = _store(args)
     if args.gpu is not None and not 0 <= args.gpu < len(store.fixture["gpus"]):
-        raise CliError("--gpu %d: this host has GPUs 0..%d"
-                       % (args.gpu, len(store.fixture["gpus"]) - 1))
+        raise CliError("--gpu %d: this host has GPUs 0..%d" % (args.gpu, len(store.fixture["gpus"]) - 1))
 
     def change(data):
         fault_id = max([f["id"] for f in data["faults"]] + [0]) + 1
-        data["faults"].append({"id": fault_id, "gpu": args.gpu, "call": args.call,
-                               "error": code, "times": args.times})
+        data["faults"].append({"id": fault_id, "gpu": args.gpu, "call": args.call, "error": code, "times": args.times})
 
     store.mutate(change)
 
@@ -84,8 +81,7 @@ def cmd_clear_faults(args):
     store = _store(args)
 
     def change(data):
-        data["faults"] = [f for f in data["faults"]
-                          if args.gpu is not None and f["gpu"] != args.gpu]
+        data["faults"] = [f for f in data["faults"] if args.gpu is not None and f["gpu"] != args.gpu]
 
     store.mutate(change)
 
@@ -97,8 +93,7 @@ def cmd_show(args):
 
 def _check_gpu(store, gpu):
     if not 0 <= gpu < len(store.fixture["gpus"]):
-        raise CliError("--gpu %d: this host has GPUs 0..%d"
-                       % (gpu, len(store.fixture["gpus"]) - 1))
+        raise CliError("--gpu %d: this host has GPUs 0..%d" % (gpu, len(store.fixture["gpus"]) - 1))
 
 
 def cmd_reset_gpu(args):
@@ -110,8 +105,7 @@ def cmd_reset_gpu(args):
         gpu = data["gpus"][args.gpu]
         holders = ["pid %d" % p["pid"] for p in gpu["processes"]] + gpu["other_clients"]
         if holders:
-            raise CliError("GPU %d is in use by another client (%s); stop them first"
-                           % (args.gpu, ", ".join(holders)))
+            raise CliError("GPU %d is in use by another client (%s); stop them first" % (args.gpu, ", ".join(holders)))
         gpu["mig"]["current"] = gpu["mig"]["pending"]
         gpu["gpu_instances"] = []
 
@@ -144,17 +138,23 @@ def cmd_spawn(args):
 
     def change(data):
         gpu = data["gpus"][args.gpu]
-        record = {"pid": args.pid, "name": args.name, "used_memory_mib": args.memory_mib,
-                  "type": args.type, "gpu_instance_id": None, "compute_instance_id": None}
+        record = {
+            "pid": args.pid,
+            "name": args.name,
+            "used_memory_mib": args.memory_mib,
+            "type": args.type,
+            "gpu_instance_id": None,
+            "compute_instance_id": None,
+        }
         if gpu["mig"]["current"]:
             if args.gpu_instance is None:
-                raise CliError("GPU %d is in MIG mode: pass --gpu-instance ID "
-                               "[--compute-instance ID]" % args.gpu)
+                raise CliError("GPU %d is in MIG mode: pass --gpu-instance ID [--compute-instance ID]" % args.gpu)
             gi = next((g for g in gpu["gpu_instances"] if g["id"] == args.gpu_instance), None)
             ci_id = args.compute_instance or 0
             if gi is None or not any(ci["id"] == ci_id for ci in gi["compute_instances"]):
-                raise CliError("GPU %d has no compute instance %d in GPU instance %s"
-                               % (args.gpu, ci_id, args.gpu_instance))
+                raise CliError(
+                    "GPU %d has no compute instance %d in GPU instance %s" % (args.gpu, ci_id, args.gpu_instance)
+                )
             record["gpu_instance_id"] = gi["id"]
             record["compute_instance_id"] = ci_id
         gpu["processes"].append(record)
@@ -201,14 +201,14 @@ def _load_fleet(path):
 
 def cmd_fleet_up(args):
     hosts = _load_fleet(args.fleet)
-    fixtures_dir = args.fixtures or os.path.join(os.path.dirname(os.path.abspath(args.fleet)),
-                                                 "fixtures")
+    fixtures_dir = args.fixtures or os.path.join(os.path.dirname(os.path.abspath(args.fleet)), "fixtures")
     summary = {}
     for host, fixture_name in sorted(hosts.items()):
         fixture_path = os.path.join(fixtures_dir, "%s.yml" % fixture_name)
         if not os.path.exists(fixture_path):
-            raise CliError("%s: host %s names fixture %r, but %s does not exist"
-                           % (args.fleet, host, fixture_name, fixture_path))
+            raise CliError(
+                "%s: host %s names fixture %r, but %s does not exist" % (args.fleet, host, fixture_name, fixture_path)
+            )
         host_dir = os.path.abspath(os.path.join(args.dir, "hosts", host))
         os.makedirs(host_dir, exist_ok=True)
         state_path = os.path.join(host_dir, "nvml-state.json")
@@ -223,18 +223,18 @@ def cmd_fleet_up(args):
         }
         with open(os.path.join(host_dir, "env"), "w") as handle:
             handle.writelines("export %s=%s\n" % item for item in sorted(env.items()))
-        summary[host] = dict(env, fixture=fixture_name, gpus=len(fixture["gpus"]),
-                             driver=fixture["driver"]["state"])
+        summary[host] = dict(env, fixture=fixture_name, gpus=len(fixture["gpus"]), driver=fixture["driver"]["state"])
     with open(os.path.join(args.dir, "fleet.json"), "w") as handle:
         json.dump({"hosts": summary}, handle, indent=2, sort_keys=True)
     for host in sorted(summary):
-        print("%-14s %-20s gpus=%d driver=%s" % (host, summary[host]["fixture"],
-                                                 summary[host]["gpus"], summary[host]["driver"]))
+        print(
+            "%-14s %-20s gpus=%d driver=%s"
+            % (host, summary[host]["fixture"], summary[host]["gpus"], summary[host]["driver"])
+        )
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m gpuops_sim",
-                                     description="NVML simulator for the gpuops sandbox")
+    parser = argparse.ArgumentParser(prog="python -m gpuops_sim", description="NVML simulator for the gpuops sandbox")
     sub = parser.add_subparsers(dest="verb", required=True)
 
     p = sub.add_parser("render", help="(re)write the host tree for a fixture")

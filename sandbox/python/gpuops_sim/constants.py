@@ -147,7 +147,5 @@ NVML_ERROR_UNKNOWN = 999
 
 # Errors by name without the prefix, for fixtures and the CLI ("GPU_IS_LOST" -> 15).
 ERROR_CODES = {
-    name[len("NVML_ERROR_"):]: value
-    for name, value in dict(globals()).items()
-    if name.startswith("NVML_ERROR_")
+    name[len("NVML_ERROR_") :]: value for name, value in dict(globals()).items() if name.startswith("NVML_ERROR_")
 }

@@ -31,20 +31,22 @@ _PYNVML_TEXT = {
 # The rest come from libnvidia-ml's nvmlErrorString(). IN_USE, NO_DATA and
 # INSUFFICIENT_RESOURCES are the driver's texts; the newer codes' texts are approximations.
 _LIBRARY_TEXT = dict(_PYNVML_TEXT)
-_LIBRARY_TEXT.update({
-    c.NVML_SUCCESS: "Success",
-    c.NVML_ERROR_IN_USE: "In use by another client",
-    c.NVML_ERROR_NO_DATA: "No data",
-    c.NVML_ERROR_VGPU_ECC_NOT_SUPPORTED: "ECC is not supported for this vGPU",
-    c.NVML_ERROR_INSUFFICIENT_RESOURCES: "Insufficient resources",
-    c.NVML_ERROR_FREQ_NOT_SUPPORTED: "Frequency not supported",
-    c.NVML_ERROR_ARGUMENT_VERSION_MISMATCH: "Argument version mismatch",
-    c.NVML_ERROR_DEPRECATED: "Deprecated",
-    c.NVML_ERROR_NOT_READY: "Not ready",
-    c.NVML_ERROR_GPU_NOT_FOUND: "GPU not found",
-    c.NVML_ERROR_INVALID_STATE: "Invalid state",
-    c.NVML_ERROR_RESET_TYPE_NOT_SUPPORTED: "Reset type not supported",
-})
+_LIBRARY_TEXT.update(
+    {
+        c.NVML_SUCCESS: "Success",
+        c.NVML_ERROR_IN_USE: "In use by another client",
+        c.NVML_ERROR_NO_DATA: "No data",
+        c.NVML_ERROR_VGPU_ECC_NOT_SUPPORTED: "ECC is not supported for this vGPU",
+        c.NVML_ERROR_INSUFFICIENT_RESOURCES: "Insufficient resources",
+        c.NVML_ERROR_FREQ_NOT_SUPPORTED: "Frequency not supported",
+        c.NVML_ERROR_ARGUMENT_VERSION_MISMATCH: "Argument version mismatch",
+        c.NVML_ERROR_DEPRECATED: "Deprecated",
+        c.NVML_ERROR_NOT_READY: "Not ready",
+        c.NVML_ERROR_GPU_NOT_FOUND: "GPU not found",
+        c.NVML_ERROR_INVALID_STATE: "Invalid state",
+        c.NVML_ERROR_RESET_TYPE_NOT_SUPPORTED: "Reset type not supported",
+    }
+)
 
 
 class _Library:
@@ -94,7 +96,7 @@ class NVMLError(Exception):
 
 
 def _class_name(error_constant):
-    words = error_constant[len("NVML_ERROR_"):]
+    words = error_constant[len("NVML_ERROR_") :]
     return "NVMLError_" + string.capwords(words, "_").replace("_", "")
 
 
@@ -131,9 +133,7 @@ def error_code(name):
     """Code for an error name with or without the NVML_ERROR_ prefix; ValueError if unknown."""
     key = str(name).upper()
     if key.startswith("NVML_ERROR_"):
-        key = key[len("NVML_ERROR_"):]
+        key = key[len("NVML_ERROR_") :]
     if key not in c.ERROR_CODES:
-        raise ValueError(
-            "unknown NVML error %r; known: %s" % (name, ", ".join(sorted(c.ERROR_CODES)))
-        )
+        raise ValueError("unknown NVML error %r; known: %s" % (name, ", ".join(sorted(c.ERROR_CODES))))
     return c.ERROR_CODES[key]

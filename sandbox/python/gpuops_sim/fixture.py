@@ -65,25 +65,30 @@ def _resolve_geometry(key, geometry, ci_profiles):
     profiles = []
     for raw in geometry["gpu_instance_profiles"]:
         engines = raw.get("engines", [0, 0, 0, 0, 0])
-        profiles.append({
-            "index": _constant(raw["profile"], "NVML_GPU_INSTANCE_PROFILE_", where),
+        profiles.append(
+            {
+                "index": _constant(raw["profile"], "NVML_GPU_INSTANCE_PROFILE_", where),
+                "id": int(raw["id"]),
+                "name": str(raw["name"]),
+                "size": int(raw["size"]),
+                "slices": int(raw["slices"]),
+                "memory_mib": int(raw["memory_mib"]),
+                "sms": int(raw["sms"]),
+                "starts": [int(s) for s in raw["starts"]],
+                "max": int(raw["max"]),
+                "media_extensions": bool(raw.get("media_extensions", False)),
+                "engines": [int(e) for e in engines],
+            }
+        )
+    cis = [
+        {
+            "index": _constant(raw["profile"], "NVML_COMPUTE_INSTANCE_PROFILE_", where),
             "id": int(raw["id"]),
-            "name": str(raw["name"]),
-            "size": int(raw["size"]),
             "slices": int(raw["slices"]),
-            "memory_mib": int(raw["memory_mib"]),
-            "sms": int(raw["sms"]),
             "starts": [int(s) for s in raw["starts"]],
-            "max": int(raw["max"]),
-            "media_extensions": bool(raw.get("media_extensions", False)),
-            "engines": [int(e) for e in engines],
-        })
-    cis = [{
-        "index": _constant(raw["profile"], "NVML_COMPUTE_INSTANCE_PROFILE_", where),
-        "id": int(raw["id"]),
-        "slices": int(raw["slices"]),
-        "starts": [int(s) for s in raw["starts"]],
-    } for raw in ci_profiles]
+        }
+        for raw in ci_profiles
+    ]
     return {
         "key": key,
         "memory_slices": int(geometry["memory_slices"]),
@@ -130,10 +135,7 @@ def load_catalog():
     """{model key: resolved model} from the data files."""
     geometry_doc = _yaml_load(GEOMETRY_FILE)
     ci_profiles = geometry_doc["compute_instance_profiles"]
-    geometries = {
-        key: _resolve_geometry(key, geo, ci_profiles)
-        for key, geo in geometry_doc["geometries"].items()
-    }
+    geometries = {key: _resolve_geometry(key, geo, ci_profiles) for key, geo in geometry_doc["geometries"].items()}
     models = _yaml_load(MODELS_FILE)
     return {key: _resolve_model(key, raw, geometries) for key, raw in models.items()}
 
@@ -141,9 +143,7 @@ def load_catalog():
 def derive_uuid(host, bus_id):
     """Stable 'GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx' from host name and bus id."""
     digest = hashlib.sha256(("%s/%s" % (host, bus_id)).encode()).hexdigest()
-    return "GPU-%s-%s-%s-%s-%s" % (
-        digest[0:8], digest[8:12], digest[12:16], digest[16:20], digest[20:32]
-    )
+    return "GPU-%s-%s-%s-%s-%s" % (digest[0:8], digest[8:12], digest[12:16], digest[16:20], digest[20:32])
 
 
 def derive_serial(host, bus_id):
@@ -165,8 +165,7 @@ def _faults(raw, where, gpu=None):
         times = fault.get("times")
         if times is not None and (not isinstance(times, int) or times < 1):
             raise FixtureError("%s.times: must be a positive integer" % spot)
-        faults.append({"gpu": gpu, "call": str(fault.get("call", "*")), "error": code,
-                       "times": times})
+        faults.append({"gpu": gpu, "call": str(fault.get("call", "*")), "error": code, "times": times})
     return faults
 
 
@@ -183,8 +182,7 @@ def _resolve_gpu(raw, position, catalog, host_name):
         raise FixtureError("%s: expected a mapping" % where)
     model_key = raw.get("model")
     if model_key not in catalog:
-        raise FixtureError("%s.model: %r unknown; known: %s"
-                           % (where, model_key, ", ".join(sorted(catalog))))
+        raise FixtureError("%s.model: %r unknown; known: %s" % (where, model_key, ", ".join(sorted(catalog))))
     model = catalog[model_key]
     bus_id = normalize_bus_id(raw.get("bus_id"), where + ".bus_id")
     ecc = dict(raw.get("ecc") or {})
@@ -196,20 +194,21 @@ def _resolve_gpu(raw, position, catalog, host_name):
             raise FixtureError("%s.mig: model %s has no MIG" % (where, model_key))
     nvlinks_active = int(raw.get("nvlinks_active", model["max_nvlinks"]))
     if not 0 <= nvlinks_active <= model["max_nvlinks"]:
-        raise FixtureError("%s.nvlinks_active: %d outside 0..%d"
-                           % (where, nvlinks_active, model["max_nvlinks"]))
+        raise FixtureError("%s.nvlinks_active: %d outside 0..%d" % (where, nvlinks_active, model["max_nvlinks"]))
     processes = []
     for i, proc in enumerate(raw.get("processes") or []):
         if not isinstance(proc, dict) or "pid" not in proc:
             raise FixtureError("%s.processes[%d]: needs pid" % (where, i))
-        processes.append({
-            "pid": int(proc["pid"]),
-            "name": str(proc.get("name", "python3")),
-            "used_memory_mib": int(proc.get("used_memory_mib", 0)),
-            "type": str(proc.get("type", "compute")),
-            "gpu_instance": proc.get("gpu_instance"),
-            "compute_instance": proc.get("compute_instance", 0),
-        })
+        processes.append(
+            {
+                "pid": int(proc["pid"]),
+                "name": str(proc.get("name", "python3")),
+                "used_memory_mib": int(proc.get("used_memory_mib", 0)),
+                "type": str(proc.get("type", "compute")),
+                "gpu_instance": proc.get("gpu_instance"),
+                "compute_instance": proc.get("compute_instance", 0),
+            }
+        )
     return {
         "position": position,
         "model": model,
@@ -246,8 +245,10 @@ def _resolve_gpu(raw, position, catalog, host_name):
         },
         "nvlinks_active": nvlinks_active,
         "nvlinks_down": [int(x) for x in raw.get("nvlinks_down") or []],
-        "mig": {"current": bool(mig.get("current", False)),
-                "pending": bool(mig.get("pending", mig.get("current", False)))},
+        "mig": {
+            "current": bool(mig.get("current", False)),
+            "pending": bool(mig.get("pending", mig.get("current", False))),
+        },
         "mig_devices": list(raw.get("mig_devices") or []),
         "processes": processes,
         "other_clients": [str(x) for x in raw.get("other_clients") or []],
@@ -259,12 +260,10 @@ def resolve(doc, catalog, source="fixture"):
     """Validate a fixture document and return its resolved form."""
     if not isinstance(doc, dict):
         raise FixtureError("%s: expected a mapping at the top" % source)
-    allowed = {"name", "description", "host", "driver", "nvswitches", "pci_devices", "gpus",
-               "faults"}
+    allowed = {"name", "description", "host", "driver", "nvswitches", "pci_devices", "gpus", "faults"}
     unknown = sorted(set(doc) - allowed)
     if unknown:
-        raise FixtureError("%s: unknown keys %s; allowed: %s"
-                           % (source, unknown, ", ".join(sorted(allowed))))
+        raise FixtureError("%s: unknown keys %s; allowed: %s" % (source, unknown, ", ".join(sorted(allowed))))
     name = str(doc.get("name") or os.path.splitext(os.path.basename(source))[0])
     host = dict(doc.get("host") or {})
     secure_boot = host.get("secure_boot", False)
@@ -276,8 +275,7 @@ def resolve(doc, catalog, source="fixture"):
         raise FixtureError("driver.state: %r; allowed: %s" % (state, ", ".join(DRIVER_STATES)))
     kernel_module = driver.get("kernel_module", "open")
     if kernel_module not in KERNEL_MODULES:
-        raise FixtureError("driver.kernel_module: %r; allowed: %s"
-                           % (kernel_module, ", ".join(KERNEL_MODULES)))
+        raise FixtureError("driver.kernel_module: %r; allowed: %s" % (kernel_module, ", ".join(KERNEL_MODULES)))
     version = str(driver.get("version", "550.127.05")) if state != "none" else None
     host_name = str(host.get("name") or name)
     gpus = [_resolve_gpu(raw, i, catalog, host_name) for i, raw in enumerate(doc.get("gpus") or [])]

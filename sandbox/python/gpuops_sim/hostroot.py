@@ -34,8 +34,19 @@ def _root_complex(bus_id):
     return "pci%s:00" % bus_id.split(":")[0]
 
 
-def _pci_device(root, bus_id, vendor, device, pci_class, numa_node, iommu_group,
-                subsystem_vendor=None, subsystem_device=None, revision="0x00", driver=None):
+def _pci_device(
+    root,
+    bus_id,
+    vendor,
+    device,
+    pci_class,
+    numa_node,
+    iommu_group,
+    subsystem_vendor=None,
+    subsystem_device=None,
+    revision="0x00",
+    driver=None,
+):
     """One device: real directory under sys/devices, linked from sys/bus/pci/devices."""
     rel = os.path.join("devices", _root_complex(bus_id), bus_id)
     device_dir = os.path.join(root, "sys", rel)
@@ -53,14 +64,11 @@ def _pci_device(root, bus_id, vendor, device, pci_class, numa_node, iommu_group,
     _symlink(os.path.join("..", "..", "..", rel), os.path.join(root, "sys/bus/pci/devices", bus_id))
     if iommu_group is not None:
         group_dir = os.path.join(root, "sys/kernel/iommu_groups", str(iommu_group))
-        _symlink("../../../kernel/iommu_groups/%s" % iommu_group,
-                 os.path.join(device_dir, "iommu_group"))
-        _symlink(os.path.join("..", "..", "..", "..", rel),
-                 os.path.join(group_dir, "devices", bus_id))
+        _symlink("../../../kernel/iommu_groups/%s" % iommu_group, os.path.join(device_dir, "iommu_group"))
+        _symlink(os.path.join("..", "..", "..", "..", rel), os.path.join(group_dir, "devices", bus_id))
     if driver:
         _symlink("../../../bus/pci/drivers/%s" % driver, os.path.join(device_dir, "driver"))
-        _symlink(os.path.join("..", "..", "..", "..", rel),
-                 os.path.join(root, "sys/bus/pci/drivers", driver, bus_id))
+        _symlink(os.path.join("..", "..", "..", "..", rel), os.path.join(root, "sys/bus/pci/drivers", driver, bus_id))
 
 
 def _hex(value, width=4):
@@ -76,10 +84,11 @@ def _version_file(driver):
     else:
         flavour = "NVIDIA UNIX x86_64 Kernel Module"
         build = ""
-    return (
-        "NVRM version: %s  %s%s  %s\n"
-        "GCC version:  gcc version 12.2.0 (Debian 12.2.0-14) \n"
-        % (flavour, driver["version"], build, driver["build_date"])
+    return "NVRM version: %s  %s%s  %s\nGCC version:  gcc version 12.2.0 (Debian 12.2.0-14) \n" % (
+        flavour,
+        driver["version"],
+        build,
+        driver["build_date"],
     )
 
 
@@ -116,26 +125,45 @@ def render(fixture, root, uuids=None):
     os.makedirs(os.path.join(root, "sys/bus/pci/drivers"), exist_ok=True)
 
     for dev in fixture["pci_devices"]:
-        _pci_device(root, dev["bus_id"], _hex(dev.get("vendor_id", "0x8086")),
-                    _hex(dev.get("device_id", "0x0000")), _hex(dev.get("class", "0x060000"), 6),
-                    dev.get("numa_node", -1), dev.get("iommu_group"),
-                    subsystem_vendor=_hex(dev["subsystem_vendor_id"])
-                    if dev.get("subsystem_vendor_id") else None,
-                    driver=dev.get("driver"))
+        _pci_device(
+            root,
+            dev["bus_id"],
+            _hex(dev.get("vendor_id", "0x8086")),
+            _hex(dev.get("device_id", "0x0000")),
+            _hex(dev.get("class", "0x060000"), 6),
+            dev.get("numa_node", -1),
+            dev.get("iommu_group"),
+            subsystem_vendor=_hex(dev["subsystem_vendor_id"]) if dev.get("subsystem_vendor_id") else None,
+            driver=dev.get("driver"),
+        )
     for switch in fixture["nvswitches"]:
-        _pci_device(root, switch["bus_id"], NVIDIA_VENDOR, _hex(switch["device_id"]),
-                    _hex(switch.get("class", "0x068000"), 6), switch.get("numa_node", -1),
-                    switch.get("iommu_group"), subsystem_device=_hex(switch.get(
-                        "subsystem_device_id", "0x1622")), revision="0xa1",
-                    driver="nvidia-nvswitch" if loaded else None)
+        _pci_device(
+            root,
+            switch["bus_id"],
+            NVIDIA_VENDOR,
+            _hex(switch["device_id"]),
+            _hex(switch.get("class", "0x068000"), 6),
+            switch.get("numa_node", -1),
+            switch.get("iommu_group"),
+            subsystem_device=_hex(switch.get("subsystem_device_id", "0x1622")),
+            revision="0xa1",
+            driver="nvidia-nvswitch" if loaded else None,
+        )
     for gpu in fixture["gpus"]:
         model = gpu["model"]
-        _pci_device(root, gpu["bus_id"], NVIDIA_VENDOR, _hex(model["pci_device_id"]),
-                    _hex(model["pci_class"], 6), gpu["numa_node"], gpu["iommu_group"],
-                    subsystem_vendor=_hex(model["subsystem_vendor_id"]),
-                    subsystem_device=_hex(model["subsystem_device_id"]),
-                    revision=_hex(model["pci_revision"], 2),
-                    driver="nvidia" if loaded else None)
+        _pci_device(
+            root,
+            gpu["bus_id"],
+            NVIDIA_VENDOR,
+            _hex(model["pci_device_id"]),
+            _hex(model["pci_class"], 6),
+            gpu["numa_node"],
+            gpu["iommu_group"],
+            subsystem_vendor=_hex(model["subsystem_vendor_id"]),
+            subsystem_device=_hex(model["subsystem_device_id"]),
+            revision=_hex(model["pci_revision"], 2),
+            driver="nvidia" if loaded else None,
+        )
 
     if loaded:
         _write(os.path.join(root, "proc/driver/nvidia/version"), _version_file(driver))
@@ -156,8 +184,7 @@ def render(fixture, root, uuids=None):
                 ("GPU Excluded", "No"),
             ]
             text = "".join("%-22s%s\n" % (key + ":", value) for key, value in info)
-            _write(os.path.join(root, "proc/driver/nvidia/gpus", gpu["bus_id"], "information"),
-                   text)
+            _write(os.path.join(root, "proc/driver/nvidia/gpus", gpu["bus_id"], "information"), text)
     if driver.get("nouveau_loaded"):
         os.makedirs(os.path.join(root, "sys/module/nouveau"), exist_ok=True)
     if installed:

@@ -100,15 +100,17 @@ def ci_profiles_for(geometry, gi_profile):
         full = ci["slices"] == gi_profile["slices"]
         starts = [s for s in ci["starts"] if s + ci["slices"] <= gi_profile["slices"]]
         per_slice = gi_profile["sms"] // gi_profile["slices"]
-        profiles.append({
-            "index": ci["index"],
-            "id": ci["id"],
-            "slices": ci["slices"],
-            "starts": starts,
-            "max": len(starts),
-            "name": gi_profile["name"] if full else "%dc.%s" % (ci["slices"], gi_profile["name"]),
-            "sms": gi_profile["sms"] if full else per_slice * ci["slices"],
-        })
+        profiles.append(
+            {
+                "index": ci["index"],
+                "id": ci["id"],
+                "slices": ci["slices"],
+                "starts": starts,
+                "max": len(starts),
+                "name": gi_profile["name"] if full else "%dc.%s" % (ci["slices"], gi_profile["name"]),
+                "sms": gi_profile["sms"] if full else per_slice * ci["slices"],
+            }
+        )
     return profiles
 
 

@@ -354,10 +354,8 @@ def nvmlInitWithFlags(flags):
 
 def _identify(fixture, data):
     host = data.get("host") or fixture["host"]["name"]
-    _ctx.uuids = [gpu["uuid"] or _fixture.derive_uuid(host, gpu["bus_id"])
-                  for gpu in fixture["gpus"]]
-    _ctx.serials = [gpu["serial"] or _fixture.derive_serial(host, gpu["bus_id"])
-                    for gpu in fixture["gpus"]]
+    _ctx.uuids = [gpu["uuid"] or _fixture.derive_uuid(host, gpu["bus_id"]) for gpu in fixture["gpus"]]
+    _ctx.serials = [gpu["serial"] or _fixture.derive_serial(host, gpu["bus_id"]) for gpu in fixture["gpus"]]
 
 
 def nvmlInit():
@@ -424,8 +422,7 @@ def nvmlDeviceGetHandleByIndex(index):
 
 
 def _parse_bus_id(text):
-    match = re.match(r"^(?:([0-9a-fA-F]{1,8}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])$",
-                     text.strip())
+    match = re.match(r"^(?:([0-9a-fA-F]{1,8}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])$", text.strip())
     if not match:
         return None
     domain, bus, dev, func = match.groups()
@@ -473,12 +470,8 @@ def _gi_profile(target, gi):
 
 
 def _mig_uuid(index, gi, ci):
-    digest = hashlib.sha256(
-        ("%s/%d/%d" % (_ctx.uuids[index], gi["uid"], ci["uid"])).encode()
-    ).hexdigest()
-    return "MIG-%s-%s-%s-%s-%s" % (
-        digest[0:8], digest[8:12], digest[12:16], digest[16:20], digest[20:32]
-    )
+    digest = hashlib.sha256(("%s/%d/%d" % (_ctx.uuids[index], gi["uid"], ci["uid"])).encode()).hexdigest()
+    return "MIG-%s-%s-%s-%s-%s" % (digest[0:8], digest[8:12], digest[12:16], digest[16:20], digest[20:32])
 
 
 def nvmlDeviceGetName(handle):
@@ -575,8 +568,9 @@ def nvmlDeviceGetNumaNodeId(handle):
 def _processes(target, kind):
     procs = [p for p in target.state["processes"] if p["type"] == kind]
     if target.is_mig:
-        procs = [p for p in procs if p["gpu_instance_id"] == target.gi["id"]
-                 and p["compute_instance_id"] == target.ci["id"]]
+        procs = [
+            p for p in procs if p["gpu_instance_id"] == target.gi["id"] and p["compute_instance_id"] == target.ci["id"]
+        ]
     return procs
 
 
@@ -657,8 +651,7 @@ def nvmlDeviceGetTotalEccErrors(handle, errorType, counterType):
     ecc = target.gpu["ecc"]
     if not target.model["ecc_supported"] or not ecc["enabled"]:
         raise NVMLError(_c.NVML_ERROR_NOT_SUPPORTED)
-    kinds = {_c.NVML_MEMORY_ERROR_TYPE_CORRECTED: "corrected",
-             _c.NVML_MEMORY_ERROR_TYPE_UNCORRECTED: "uncorrected"}
+    kinds = {_c.NVML_MEMORY_ERROR_TYPE_CORRECTED: "corrected", _c.NVML_MEMORY_ERROR_TYPE_UNCORRECTED: "uncorrected"}
     counters = {_c.NVML_VOLATILE_ECC: "volatile", _c.NVML_AGGREGATE_ECC: "aggregate"}
     if errorType not in kinds or counterType not in counters:
         raise NVMLError(_c.NVML_ERROR_INVALID_ARGUMENT)
@@ -692,8 +685,10 @@ def nvmlDeviceGetRetiredPages(device, sourceFilter):
 def nvmlDeviceGetRetiredPages_v2(device, sourceFilter):
     target = _device(device, "nvmlDeviceGetRetiredPages_v2")
     _retired_pages_supported(target)
-    return [{"address": addr, "timestamp": 1700000000 + i}
-            for i, addr in enumerate(_retired_addresses(target, sourceFilter))]
+    return [
+        {"address": addr, "timestamp": 1700000000 + i}
+        for i, addr in enumerate(_retired_addresses(target, sourceFilter))
+    ]
 
 
 def nvmlDeviceGetRetiredPagesPendingStatus(device):
@@ -704,12 +699,10 @@ def nvmlDeviceGetRetiredPagesPendingStatus(device):
 
 def nvmlDeviceGetRemappedRows(device):
     target = _device(device, "nvmlDeviceGetRemappedRows")
-    if target.model["architecture"] < _c.NVML_DEVICE_ARCH_AMPERE or not target.model[
-            "row_remapping"]:
+    if target.model["architecture"] < _c.NVML_DEVICE_ARCH_AMPERE or not target.model["row_remapping"]:
         raise NVMLError(_c.NVML_ERROR_NOT_SUPPORTED)
     rows = target.gpu["remapped_rows"]
-    return (rows["correctable"], rows["uncorrectable"], int(rows["pending"]),
-            int(rows["failure"]))
+    return (rows["correctable"], rows["uncorrectable"], int(rows["pending"]), int(rows["failure"]))
 
 
 def nvmlDeviceGetPersistenceMode(handle):
@@ -743,8 +736,12 @@ def nvmlDeviceGetNvLinkRemotePciInfo(device, link):
     return _pci_info(switch["bus_id"], int(str(switch["device_id"]), 16), 0)
 
 
-_CLOCK_NAMES = {_c.NVML_CLOCK_GRAPHICS: "graphics", _c.NVML_CLOCK_SM: "sm",
-                _c.NVML_CLOCK_MEM: "mem", _c.NVML_CLOCK_VIDEO: "video"}
+_CLOCK_NAMES = {
+    _c.NVML_CLOCK_GRAPHICS: "graphics",
+    _c.NVML_CLOCK_SM: "sm",
+    _c.NVML_CLOCK_MEM: "mem",
+    _c.NVML_CLOCK_VIDEO: "video",
+}
 
 
 def _clock(table, clock_type):
@@ -870,8 +867,7 @@ def nvmlDeviceSetMigMode(device, mode):
 def _gi_profile_info(target, profile, version, name):
     if version not in (1, 2):
         raise NVMLError(_c.NVML_ERROR_FUNCTION_NOT_FOUND)
-    info = c_nvmlGpuInstanceProfileInfo_v2_t() if version == 2 else (
-        c_nvmlGpuInstanceProfileInfo_t())
+    info = c_nvmlGpuInstanceProfileInfo_v2_t() if version == 2 else (c_nvmlGpuInstanceProfileInfo_t())
     info.id = profile["id"]
     info.isP2pSupported = 0
     info.sliceCount = profile["slices"]
@@ -940,8 +936,9 @@ def nvmlDeviceGetGpuInstanceRemainingCapacity(device, profileId):
     target = _device(device, "nvmlDeviceGetGpuInstanceRemainingCapacity")
     _require_mig_enabled(target)
     profile = _profile_by_id(target, profileId)
-    return _mig.remaining_capacity(target.geometry, target.state["gpu_instances"], profile,
-                                   _state.driver_major(_ctx.fixture))
+    return _mig.remaining_capacity(
+        target.geometry, target.state["gpu_instances"], profile, _state.driver_major(_ctx.fixture)
+    )
 
 
 def _create_gi(target, profile_id, start):
@@ -999,8 +996,9 @@ def nvmlDeviceGetGpuInstances(device, profileId, gpuInstancesRef, countRef):
     target = _device(device, "nvmlDeviceGetGpuInstances")
     _require_mig_enabled(target)
     profile = _profile_by_id(target, profileId)
-    handles = [_gi_handle(target.index, gi) for gi in target.state["gpu_instances"]
-               if gi["profile_id"] == profile["id"]]
+    handles = [
+        _gi_handle(target.index, gi) for gi in target.state["gpu_instances"] if gi["profile_id"] == profile["id"]
+    ]
     _fill_array(gpuInstancesRef, handles, countRef)
     return _c.NVML_SUCCESS
 
@@ -1026,9 +1024,11 @@ def nvmlGpuInstanceGetInfo(gpuInstance):
 
 
 def _busy_processes(data, index, gi_id, ci_id=None):
-    return [p for p in data["gpus"][index]["processes"]
-            if p["gpu_instance_id"] == gi_id
-            and (ci_id is None or p["compute_instance_id"] == ci_id)]
+    return [
+        p
+        for p in data["gpus"][index]["processes"]
+        if p["gpu_instance_id"] == gi_id and (ci_id is None or p["compute_instance_id"] == ci_id)
+    ]
 
 
 def nvmlGpuInstanceDestroy(gpuInstance):
@@ -1073,11 +1073,11 @@ def nvmlGpuInstanceGetComputeInstanceProfileInfo(device, profile, engProfile, ve
     if version not in (1, 2):
         raise NVMLError(_c.NVML_ERROR_FUNCTION_NOT_FOUND)
     if not 0 <= int(profile) < _c.NVML_COMPUTE_INSTANCE_PROFILE_COUNT or (
-            engProfile != _c.NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED):
+        engProfile != _c.NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED
+    ):
         raise NVMLError(_c.NVML_ERROR_INVALID_ARGUMENT)
     gi_profile, ci = _ci_profile_by_index(target, int(profile))
-    info = c_nvmlComputeInstanceProfileInfo_v2_t() if version == 2 else (
-        c_nvmlComputeInstanceProfileInfo_t())
+    info = c_nvmlComputeInstanceProfileInfo_v2_t() if version == 2 else (c_nvmlComputeInstanceProfileInfo_t())
     info.id = ci["id"]
     info.sliceCount = ci["slices"]
     info.instanceCount = ci["max"]
@@ -1106,13 +1106,11 @@ def nvmlGpuInstanceGetComputeInstanceRemainingCapacity(gpuInstance, profileId):
             start = _mig.choose_ci_start(gi_profile, trial, ci_profile)
         except NVMLError:
             return count
-        trial.append({"profile_id": ci_profile["id"], "start": start,
-                      "size": ci_profile["slices"]})
+        trial.append({"profile_id": ci_profile["id"], "start": start, "size": ci_profile["slices"]})
         count += 1
 
 
-def nvmlGpuInstanceGetComputeInstancePossiblePlacements(gpuInstance, profileId, placementsRef,
-                                                        countRef):
+def nvmlGpuInstanceGetComputeInstancePossiblePlacements(gpuInstance, profileId, placementsRef, countRef):
     target = _gpu_instance(gpuInstance, "nvmlGpuInstanceGetComputeInstancePossiblePlacements")
     _gi_profile_unused, ci_profile = _ci_profile_by_id(target, profileId)
     placements = []
@@ -1173,8 +1171,11 @@ def nvmlGpuInstanceCreateComputeInstanceWithPlacement(gpuInstance, profileId, pl
 def nvmlGpuInstanceGetComputeInstances(gpuInstance, profileId, computeInstancesRef, countRef):
     target = _gpu_instance(gpuInstance, "nvmlGpuInstanceGetComputeInstances")
     _gi_profile_unused, ci_profile = _ci_profile_by_id(target, profileId)
-    handles = [_ci_handle(target.index, target.gi, ci) for ci in target.gi["compute_instances"]
-               if ci["profile_id"] == ci_profile["id"]]
+    handles = [
+        _ci_handle(target.index, target.gi, ci)
+        for ci in target.gi["compute_instances"]
+        if ci["profile_id"] == ci_profile["id"]
+    ]
     _fill_array(computeInstancesRef, handles, countRef)
     return _c.NVML_SUCCESS
 
@@ -1288,6 +1289,5 @@ def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(migDevice):
 
 
 __all__ = [  # noqa: PLE0605 - computed: every API name defined above
-    name for name in sorted(globals())
-    if name.startswith(("nvml", "NVML", "c_nvml", "struct_c_nvml"))
+    name for name in sorted(globals()) if name.startswith(("nvml", "NVML", "c_nvml", "struct_c_nvml"))
 ]

@@ -65,8 +65,10 @@ def _initial_gpu(state, fixture, gpu):
         profile = mig.gi_profile_by_name(geometry, str(raw.get("profile")))
         if profile is None:
             names = [p["name"] for p in geometry["gpu_instance_profiles"]]
-            raise FixtureError("%s.profile: %r is not a GI profile of %s; known: %s"
-                               % (spot, raw.get("profile"), gpu["model"]["key"], names))
+            raise FixtureError(
+                "%s.profile: %r is not a GI profile of %s; known: %s"
+                % (spot, raw.get("profile"), gpu["model"]["key"], names)
+            )
         gis = entry["gpu_instances"]
         major = driver_major(fixture)
         if raw.get("placement") is None:
@@ -77,8 +79,7 @@ def _initial_gpu(state, fixture, gpu):
         else:
             start = int(raw["placement"])
             if mig.placement_error(geometry, gis, profile, start, major) is not None:
-                raise FixtureError("%s.placement: %s cannot go at slot %d here"
-                                   % (spot, profile["name"], start))
+                raise FixtureError("%s.placement: %s cannot go at slot %d here" % (spot, profile["name"], start))
         gi = {
             "id": mig.gi_id_for(geometry, start, profile["size"]),
             "uid": _uid(state),
@@ -98,8 +99,9 @@ def _initial_gpu(state, fixture, gpu):
                     ci_profile = candidate
             if ci_profile is None:
                 names = [p["name"] for p in mig.ci_profiles_for(geometry, profile)]
-                raise FixtureError("%s.profile: %r unknown in %s; known: %s"
-                                   % (ci_spot, ci_raw.get("profile"), profile["name"], names))
+                raise FixtureError(
+                    "%s.profile: %r unknown in %s; known: %s" % (ci_spot, ci_raw.get("profile"), profile["name"], names)
+                )
             cis = gi["compute_instances"]
             if ci_raw.get("placement") is None:
                 try:
@@ -110,13 +112,15 @@ def _initial_gpu(state, fixture, gpu):
                 ci_start = int(ci_raw["placement"])
                 if mig.ci_placement_error(profile, cis, ci_profile, ci_start) is not None:
                     raise FixtureError("%s.placement: cannot go at %d" % (ci_spot, ci_start))
-            cis.append({
-                "id": mig.next_ci_id(cis),
-                "uid": _uid(state),
-                "profile_id": ci_profile["id"],
-                "start": ci_start,
-                "size": ci_profile["slices"],
-            })
+            cis.append(
+                {
+                    "id": mig.next_ci_id(cis),
+                    "uid": _uid(state),
+                    "profile_id": ci_profile["id"],
+                    "start": ci_start,
+                    "size": ci_profile["slices"],
+                }
+            )
         gis.append(gi)
     entry["gpu_instances"].sort(key=lambda item: item["id"])
     for i, proc in enumerate(gpu["processes"]):
@@ -131,18 +135,18 @@ def _initial_gpu(state, fixture, gpu):
         }
         if gpu["mig"]["current"]:
             if proc["gpu_instance"] is None:
-                raise FixtureError("%s.gpu_instance: a process on a MIG GPU names the "
-                                   "placement (start slot) of its GPU instance" % spot)
-            gi = next((g for g in entry["gpu_instances"]
-                       if g["start"] == int(proc["gpu_instance"])), None)
+                raise FixtureError(
+                    "%s.gpu_instance: a process on a MIG GPU names the "
+                    "placement (start slot) of its GPU instance" % spot
+                )
+            gi = next((g for g in entry["gpu_instances"] if g["start"] == int(proc["gpu_instance"])), None)
             if gi is None:
-                raise FixtureError("%s.gpu_instance: no GPU instance at slot %s"
-                                   % (spot, proc["gpu_instance"]))
-            ci = next((x for x in gi["compute_instances"]
-                       if x["start"] == int(proc["compute_instance"] or 0)), None)
+                raise FixtureError("%s.gpu_instance: no GPU instance at slot %s" % (spot, proc["gpu_instance"]))
+            ci = next((x for x in gi["compute_instances"] if x["start"] == int(proc["compute_instance"] or 0)), None)
             if ci is None:
-                raise FixtureError("%s.compute_instance: no compute instance at slot %s"
-                                   % (spot, proc["compute_instance"]))
+                raise FixtureError(
+                    "%s.compute_instance: no compute instance at slot %s" % (spot, proc["compute_instance"])
+                )
             record["gpu_instance_id"] = gi["id"]
             record["compute_instance_id"] = ci["id"]
         entry["processes"].append(record)

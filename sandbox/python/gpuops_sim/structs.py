@@ -106,9 +106,11 @@ class c_nvmlGpuInstanceProfileInfo_t(Structure):
 
 
 class c_nvmlGpuInstanceProfileInfo_v2_t(_PrintableStructure):
-    _fields_ = [("version", c_uint)] + c_nvmlGpuInstanceProfileInfo_t._fields_ + [
-        ("name", c_char * c.NVML_DEVICE_NAME_V2_BUFFER_SIZE)
-    ]
+    _fields_ = (
+        [("version", c_uint)]
+        + c_nvmlGpuInstanceProfileInfo_t._fields_
+        + [("name", c_char * c.NVML_DEVICE_NAME_V2_BUFFER_SIZE)]
+    )
 
     def __init__(self):
         super().__init__(version=c.nvmlGpuInstanceProfileInfo_v2)
@@ -142,9 +144,11 @@ class c_nvmlComputeInstanceProfileInfo_t(Structure):
 
 
 class c_nvmlComputeInstanceProfileInfo_v2_t(_PrintableStructure):
-    _fields_ = [("version", c_uint)] + c_nvmlComputeInstanceProfileInfo_t._fields_ + [
-        ("name", c_char * c.NVML_DEVICE_NAME_V2_BUFFER_SIZE)
-    ]
+    _fields_ = (
+        [("version", c_uint)]
+        + c_nvmlComputeInstanceProfileInfo_t._fields_
+        + [("name", c_char * c.NVML_DEVICE_NAME_V2_BUFFER_SIZE)]
+    )
 
     def __init__(self):
         super().__init__(version=c.nvmlComputeInstanceProfileInfo_v2)
