@@ -14,7 +14,6 @@ PYTHON ?= python3
 COLLECTIONS := $(ROOT)/build/collections
 COLLECTION_LINK := build/collections/ansible_collections/gpuops/cluster
 SANDBOX_DIR := .sandbox
-PY_DIRS := plugins sandbox tests benchmarks tools
 
 # The venv's tools come first on PATH (molecule and ansible-lint call ansible-* by name).
 export PATH := $(ROOT)/$(VENV)/bin:$(PATH)
@@ -40,11 +39,7 @@ collection: ## Link build/collections/ansible_collections/gpuops/cluster -> repo
 	@echo "collection: $(COLLECTION_LINK) -> repo root"
 
 lint: venv collection ## ansible-lint (production profile), yamllint, ruff, changelog lint
-	@echo "== ansible-lint"; ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) ansible-lint --offline
-	@echo "== yamllint"; yamllint --strict .
-	@echo "== ruff check"; ruff check $(wildcard $(PY_DIRS))
-	@echo "== ruff format --check"; ruff format --check $(wildcard $(PY_DIRS))
-	@echo "== antsibull-changelog lint"; antsibull-changelog lint
+	@ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) tools/lint.sh
 
 sanity: venv ## ansible-test sanity (offline) on a copy under build/sanity
 	@tools/sanity.sh

@@ -29,7 +29,6 @@ else
     echo "venv: refreshing existing $VENV"
 fi
 
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -r "$REQ"
 echo "$want" >"$STAMP"
 echo "venv: $VENV ready"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `make lint`: every linter runs even when an earlier one fails; exit 1 if any failed.
+set -uo pipefail
+
+PY_DIRS=()
+for d in plugins sandbox tests benchmarks tools; do
+    [ -d "$d" ] && PY_DIRS+=("$d")
+done
+
+failed=()
+step() {
+    local name=$1
+    shift
+    echo "== $name"
+    if ! "$@"; then
+        failed+=("$name")
+    fi
+}
+
+step ansible-lint ansible-lint --offline
+step yamllint yamllint --strict .
+step "ruff check" ruff check "${PY_DIRS[@]}"
+step "ruff format --check" ruff format --check "${PY_DIRS[@]}"
+step "antsibull-changelog lint" antsibull-changelog lint
+
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "lint: FAILED: ${failed[*]}"
+    exit 1
+fi
+echo "lint: all linters passed"
