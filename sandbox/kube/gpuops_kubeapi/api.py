@@ -263,7 +263,7 @@ class Cluster:
         with self.lock:
             return self._create_locked(resource_type, obj, options)
 
-    def _create_locked(self, resource_type, obj, options):
+    def _create_locked(self, resource_type, obj, options, applied_fields=None):
         metadata = obj["metadata"]
         name = metadata.get("name", "")
         self._validate_name(resource_type, obj)
@@ -299,12 +299,15 @@ class Cluster:
         ):
             metadata.pop(system_field, None)
         self._prepare_special(resource_type, obj, None)
+        self._default_structs(resource_type, obj)
         warnings = self._validate(resource_type, obj)
         metadata["uid"] = str(uuid.uuid4())
         metadata["creationTimestamp"] = now()
         if resource_type.tracks_generation:
             metadata["generation"] = 1
-        if options.field_manager:
+        if applied_fields:
+            metadata["managedFields"] = applied_fields
+        elif options.field_manager:
             managed = fieldsets.record_update(
                 None,
                 obj,
@@ -325,6 +328,18 @@ class Cluster:
         self.store.put(resource_type.key, self.make_record(resource_type, obj, rv), "ADDED")
         self._after_write(resource_type, None, obj)
         return obj, warnings
+
+    def _default_structs(self, resource_type: ResourceType, obj: dict[str, Any]) -> None:
+        """Go structs serialize even when empty: built-ins always carry spec (and status when
+        they have a status subresource), e.g. a Node created without a spec reads `spec: {}`."""
+        if resource_type.served_by_crd is not None:
+            return
+        root = schemas.resolve(self.schema_node(resource_type)) or {}
+        properties = root.get("properties") or {}
+        if "spec" in properties:
+            obj.setdefault("spec", {})
+        if "status" in properties and resource_type.status_subresource:
+            obj.setdefault("status", {})
 
     def _check_body(self, resource_type: ResourceType, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
@@ -555,11 +570,11 @@ class Cluster:
                     resource_type.group_version,
                     now(),
                 )
-                merged["metadata"]["managedFields"] = managed
                 created, warnings = self._create_locked(
                     resource_type,
                     merged,
                     WriteOptions(options.dry_run, "", options.force),
+                    applied_fields=managed,
                 )
                 return created, warnings, 201
             old = json.loads(self._read_view(resource_type, record))
