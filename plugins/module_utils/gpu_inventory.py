@@ -204,12 +204,23 @@ def _sort_key(gpu):
     return (bus is None, bus or "", index if index is not None else -1)
 
 
+def _pci_model_key(gpu):
+    pci = gpu.get("pci") or {}
+    return (pci.get("device_id"), pci.get("subsystem_vendor_id"), pci.get("subsystem_device_id"))
+
+
 def summarize(gpus):
     summary = {"count": len(gpus), "models": {}, "memory_total_mib": 0, HEALTHY: 0,
                DEGRADED: 0, UNHEALTHY: 0, UNKNOWN: 0, "mig_capable": 0, "mig_enabled": 0}
+    # A GPU NVML cannot read (lost, not enumerated) is counted under the NVML name of its
+    # siblings with the same PCI ids, so one model is not split across two spellings.
+    name_by_pci_ids = {}
     for gpu in gpus:
-        model = gpu.get("name") or gpu["pci"].get("product") or gpu["pci"].get("device_id") \
-            or "unknown"
+        if gpu.get("name"):
+            name_by_pci_ids.setdefault(_pci_model_key(gpu), gpu["name"])
+    for gpu in gpus:
+        model = gpu.get("name") or name_by_pci_ids.get(_pci_model_key(gpu)) \
+            or gpu["pci"].get("product") or gpu["pci"].get("device_id") or "unknown"
         summary["models"][model] = summary["models"].get(model, 0) + 1
         memory = gpu.get("memory") or {}
         if memory.get("total_mib"):

@@ -209,3 +209,16 @@ def test_summary_counts_each_status():
                                          (0, None), (None, None)])
 def test_cuda_version_text(value, text):
     assert inv.cuda_version_text(value) == text
+
+
+def test_summary_counts_an_unreadable_gpu_under_its_siblings_nvml_name():
+    a100 = {"device_id": "0x20b0", "subsystem_vendor_id": "0x10de",
+            "subsystem_device_id": "0x134f", "product": "A100 SXM4 40GB"}
+    l40s = {"device_id": "0x26b9", "subsystem_vendor_id": "0x10de",
+            "subsystem_device_id": "0x1851", "product": "L40S"}
+    gpus = [{"pci": dict(a100), "name": "NVIDIA A100-SXM4-40GB", "health": {"status": "healthy"}},
+            {"pci": dict(a100), "name": None, "health": {"status": "unhealthy"}},
+            {"pci": dict(l40s), "name": None, "health": {"status": "unknown"}}]
+    summary = inv.summarize(gpus)
+    # The lost A100 joins its sibling's spelling; a model with no NVML name keeps the PCI one.
+    assert summary["models"] == {"NVIDIA A100-SXM4-40GB": 2, "L40S": 1}
