@@ -314,7 +314,13 @@ def server_side_apply(
     )
     # Fields this manager applied before, no longer applies, and nobody else owns: removed.
     for path in sorted(previous - applied_paths - others, key=len, reverse=True):
-        if not any(path[: len(a)] == a for a in applied_paths if len(a) < len(path)):
+        # An atomic value applied above this path replaces it wholesale; leave it alone.
+        covered = any(
+            path[: len(a)] == a and not isinstance(value_at(applied, a), dict)
+            for a in applied_paths
+            if len(a) < len(path)
+        )
+        if not covered:
             remove_path(merged, path)
     if previous != applied_paths:
         changed_keys.add(key)

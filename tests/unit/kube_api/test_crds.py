@@ -7,9 +7,10 @@ import json
 
 import pytest
 import yaml
-from conftest import SHARED_CRDS, wait_for
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+from conftest import SHARED_CRDS, wait_for
 
 
 def _crd(file_name):
@@ -89,7 +90,8 @@ def test_invalid_nodepool_type_is_422_naming_field(nodepools):
     assert body["details"]["causes"] == [
         {
             "reason": "FieldValueInvalid",
-            "message": 'Invalid value: "string": spec.weight in body must be of type integer: "string"',
+            "message": 'Invalid value: "string": spec.weight in body must be of type integer: '
+            '"string"',
             "field": "spec.weight",
         }
     ]

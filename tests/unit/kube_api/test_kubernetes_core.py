@@ -12,9 +12,10 @@ import sys
 import threading
 
 import pytest
-from conftest import REPO_ROOT, wait_for
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+from conftest import REPO_ROOT, wait_for
 
 PLAYBOOKS = REPO_ROOT / "tests" / "unit" / "kube_api" / "playbooks"
 ANSIBLE_PLAYBOOK = REPO_ROOT / ".venv" / "bin" / "ansible-playbook"
