@@ -40,17 +40,15 @@ def fixture_path(name: str) -> Path:
 
 def bring_up(inventory: Path, sandbox_dir: Path) -> dict[str, str]:
     """Render every inventory host that names a fixture; return host -> fixture name."""
-    fixtures = {}
-    for host, hostvars in inventory_hosts(inventory).items():
-        fixture = hostvars.get("gpuops_sandbox_fixture")
-        if not fixture:
-            continue
-        host_dir = sandbox_dir / "hosts" / host
-        host_dir.mkdir(parents=True, exist_ok=True)
-        sim("render", "--fixture", str(fixture_path(fixture)), "--root", str(host_dir / "root"))
-        sim("reset", "--fixture", str(fixture_path(fixture)), "--state",
-            str(host_dir / "nvml-state.json"))
-        fixtures[host] = fixture
+    fixtures = {host: hostvars["gpuops_sandbox_fixture"]
+                for host, hostvars in inventory_hosts(inventory).items()
+                if hostvars.get("gpuops_sandbox_fixture")}
+    sandbox_dir.mkdir(parents=True, exist_ok=True)
+    fleet_file = sandbox_dir / "fleet.yml"
+    # JSON is YAML: the simulator's fleet-up reads it as a fleet file.
+    fleet_file.write_text(json.dumps({"hosts": fixtures}, indent=2, sort_keys=True) + "\n")
+    sim("fleet-up", "--fleet", str(fleet_file), "--fixtures", str(REPO_ROOT / "sandbox" / "fixtures"),
+        "--dir", str(sandbox_dir))
     return fixtures
 
 

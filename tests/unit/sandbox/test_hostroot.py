@@ -136,10 +136,11 @@ def test_rendering_is_idempotent(tmp_path):
 
 
 def test_fleet_up_renders_every_host_consistently(tmp_path):
-    fleet = ROOT / "sandbox" / "fleet.yml"
-    run_cli("fleet-up", "--fleet", str(fleet), "--dir", str(tmp_path))
-    with open(fleet) as handle:
-        hosts = yaml.safe_load(handle)["hosts"]
+    hosts = {"gpu-a100-01": "a100-sxm4-40gb-x8", "gpu-h100-02": "h100-mig-mixed", "cpu-01": "no-gpu"}
+    fleet = tmp_path / "fleet.yml"
+    fleet.write_text(yaml.safe_dump({"hosts": hosts}))
+    run_cli("fleet-up", "--fleet", str(fleet), "--fixtures", str(ROOT / "sandbox" / "fixtures"),
+            "--dir", str(tmp_path))
     summary = json.loads((tmp_path / "fleet.json").read_text())["hosts"]
     assert set(summary) == set(hosts)
     for host in hosts:
