@@ -66,7 +66,7 @@ molecule: venv collection docker fleet-image ## Run every molecule scenario (mol
 	@ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) tools/molecule-all.sh
 
 sandbox-up: venv ## Render the simulated fleet into .sandbox
-	PYTHONPATH=sandbox/python $(PY) -m gpuops_sim fleet-up --fleet sandbox/fleet.yml --dir $(SANDBOX_DIR)
+	$(PY) sandbox/fleet_up.py --inventory inventories/sandbox --dir $(SANDBOX_DIR)
 
 sandbox-down: ## Remove .sandbox
 	rm -rf $(SANDBOX_DIR)
