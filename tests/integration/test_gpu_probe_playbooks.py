@@ -83,3 +83,31 @@ def test_pci_only_collection_skips_nvml(sandbox, tmp_path):
     assert gpu["collected"] == ["pci"]
     assert gpu["source"] == "pci"
     assert len(gpu["gpus"]) == len(load_fixture(sandbox["fixtures"][host])["gpus"])
+
+
+def test_mig_layout_and_processes_match_the_fixture(sandbox, tmp_path):
+    host = "gpu-h100-02"
+    run, out = probe(sandbox, host, tmp_path)
+    assert run.rc == 0, run
+    facts = json.loads((out / f"{host}.json").read_text())["gpu"]
+    fixture = load_fixture(sandbox["fixtures"][host])
+    by_bus = {gpu["pci"]["bus_id"]: gpu for gpu in facts["gpus"]}
+    assert facts["summary"]["mig_enabled"] == sum(
+        1 for gpu in fixture["gpus"] if (gpu.get("mig") or {}).get("current"))
+    for want in fixture["gpus"]:
+        got = by_bus[want["bus_id"]]
+        mig_on = bool((want.get("mig") or {}).get("current"))
+        assert got["mig"]["current"] is mig_on, want["bus_id"]
+        instances = got["mig"]["gpu_instances"]
+        wanted = want.get("mig_devices") or [] if mig_on else []
+        assert sorted(gi["profile"] for gi in instances) == \
+            sorted(d["profile"] for d in wanted), want["bus_id"]
+        # Explicit placements in the fixture are where NVML reports the instances.
+        placed = sorted((d["profile"], d["placement"]) for d in wanted if "placement" in d)
+        reported = sorted((gi["profile"], gi["placement"]["start"]) for gi in instances)
+        assert all(p in reported for p in placed), (placed, reported)
+        assert len(got["mig"]["devices"]) == len(wanted)
+        assert all(dev["uuid"].startswith("MIG-") for dev in got["mig"]["devices"])
+        assert got["processes"]["count"] == len(want.get("processes") or []), want["bus_id"]
+        assert got["processes"]["used_memory_mib"] == sum(
+            p["used_memory_mib"] for p in want.get("processes") or [])
