@@ -82,6 +82,8 @@ class WriteOptions:
 class Cluster:
     def __init__(self, store: Store | None = None) -> None:
         self.store = store or Store()
+        # Indexed because k8s_drain and kubelets ask for the pods of one node.
+        self.store.indexed_fields.setdefault(("", "pods"), ("spec.nodeName",))
         self.lock = self.store.lock
         self.types: dict[tuple[str, str, str], ResourceType] = {}  # (group, version, plural)
         for resource_type in kinds.BUILTIN_TYPES:
@@ -204,7 +206,17 @@ class Cluster:
         items: list[bytes] = []
         last_key = None
         more = False
-        for record in self.store.scan(resource_type.key, scope, start_after):
+        records = None
+        for requirement in field_requirements:
+            if not requirement.negate:
+                records = self.store.scan_indexed(
+                    resource_type.key, requirement.field, requirement.value, scope, start_after
+                )
+                if records is not None:
+                    break
+        if records is None:
+            records = self.store.scan(resource_type.key, scope, start_after)
+        for record in records:
             if label_requirements and not labels_match(label_requirements, record.labels):
                 continue
             if field_requirements and not fields_match(field_requirements, record.fields):

@@ -49,12 +49,19 @@ class Event:
 
 
 class Store:
-    def __init__(self) -> None:
+    def __init__(self, indexed_fields: dict[TypeKey, tuple[str, ...]] | None = None) -> None:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.resource_version = 1
         self._objects: dict[TypeKey, dict[ObjectKey, Record]] = collections.defaultdict(dict)
-        self._order: dict[TypeKey, list[ObjectKey]] = collections.defaultdict(list)
+        # Sorted keys and, aligned with them, the records: a list page is a slice, no lookups.
+        self._keys: dict[TypeKey, list[ObjectKey]] = collections.defaultdict(list)
+        self._records: dict[TypeKey, list[Record]] = collections.defaultdict(list)
+        # field label -> value -> keys, for equality field selectors such as spec.nodeName=X.
+        self.indexed_fields = indexed_fields or {}
+        self._index: dict[TypeKey, dict[str, dict[str, set[ObjectKey]]]] = collections.defaultdict(
+            lambda: collections.defaultdict(lambda: collections.defaultdict(set))
+        )
         self.events: collections.deque[Event] = collections.deque(maxlen=EVENT_LOG_SIZE)
         self.closed = False
 
@@ -69,22 +76,43 @@ class Store:
     def count(self, type_key: TypeKey) -> int:
         return len(self._objects.get(type_key, {}))
 
+    def _unindex(self, type_key: TypeKey, record: Record) -> None:
+        for label in self.indexed_fields.get(type_key, ()):
+            keys = self._index[type_key][label].get(record.fields.get(label, ""))
+            if keys is not None:
+                keys.discard(record.key)
+
+    def _add_index(self, type_key: TypeKey, record: Record) -> None:
+        for label in self.indexed_fields.get(type_key, ()):
+            self._index[type_key][label][record.fields.get(label, "")].add(record.key)
+
     def put(self, type_key: TypeKey, record: Record, event_type: str) -> None:
         with self.lock:
             objects = self._objects[type_key]
-            if record.key not in objects:
-                bisect.insort(self._order[type_key], record.key)
+            keys, records = self._keys[type_key], self._records[type_key]
+            position = bisect.bisect_left(keys, record.key)
+            previous = objects.get(record.key)
+            if previous is not None:
+                self._unindex(type_key, previous)
+                records[position] = record
+            else:
+                keys.insert(position, record.key)
+                records.insert(position, record)
             objects[record.key] = record
+            self._add_index(type_key, record)
             self.events.append(Event(record.rv, event_type, type_key, record))
             self.changed.notify_all()
 
     def remove(self, type_key: TypeKey, record: Record) -> None:
         """Remove; `record` is the object as of its deletion (carrying the deletion's rv)."""
         with self.lock:
-            objects = self._objects[type_key]
-            if objects.pop(record.key, None) is not None:
-                order = self._order[type_key]
-                del order[bisect.bisect_left(order, record.key)]
+            previous = self._objects[type_key].pop(record.key, None)
+            if previous is not None:
+                self._unindex(type_key, previous)
+                keys = self._keys[type_key]
+                position = bisect.bisect_left(keys, record.key)
+                del keys[position]
+                del self._records[type_key][position]
             self.events.append(Event(record.rv, "DELETED", type_key, record))
             self.changed.notify_all()
 
@@ -93,39 +121,62 @@ class Store:
         with self.lock:
             objects = self._objects[type_key]
             for record in records:
+                previous = objects.get(record.key)
+                if previous is not None:
+                    self._unindex(type_key, previous)
                 objects[record.key] = record
-            self._order[type_key] = sorted(objects)
+                self._add_index(type_key, record)
+            ordered = sorted(objects.items())
+            self._keys[type_key] = [key for key, _ in ordered]
+            self._records[type_key] = [record for _, record in ordered]
 
     def scan(
         self, type_key: TypeKey, namespace: str | None, start_after: ObjectKey | None
     ) -> Iterator[Record]:
         """Records in key order (namespace, name) after `start_after`; namespace None: all."""
         with self.lock:
-            order = self._order.get(type_key, [])
-            objects = self._objects.get(type_key, {})
+            keys = self._keys.get(type_key, [])
+            records = self._records.get(type_key, [])
             if namespace is not None:
                 low = (namespace, "") if start_after is None else max(start_after, (namespace, ""))
-                position = (
-                    bisect.bisect_right(order, low)
-                    if start_after
-                    else bisect.bisect_left(order, low)
-                )
+                position = bisect.bisect_right(keys, low)
+                end = bisect.bisect_left(keys, (namespace + "\x00", ""))
             else:
-                position = bisect.bisect_right(order, start_after) if start_after else 0
-            keys = order[position:]
-        for key in keys:
-            if namespace is not None and key[0] != namespace:
-                break
-            record = objects.get(key)
-            if record is not None:
-                yield record
+                position = bisect.bisect_right(keys, start_after) if start_after else 0
+                end = len(keys)
+            # A consistent snapshot of the range (reference copies only).
+            snapshot = records[position:end]
+        yield from snapshot
+
+    def scan_indexed(
+        self,
+        type_key: TypeKey,
+        label: str,
+        value: str,
+        namespace: str | None,
+        start_after: ObjectKey | None,
+    ) -> Iterator[Record] | None:
+        """Like scan, restricted to records whose indexed `label` equals `value`; None when
+        the field is not indexed."""
+        if label not in self.indexed_fields.get(type_key, ()):
+            return None
+        with self.lock:
+            keys = sorted(self._index[type_key][label].get(value, ()))
+            objects = self._objects[type_key]
+            found = [objects[key] for key in keys if key in objects]
+        return (
+            record
+            for record in found
+            if (start_after is None or record.key > start_after)
+            and (namespace is None or record.key[0] == namespace)
+        )
 
     def remaining_after(self, type_key: TypeKey, namespace: str | None, last: ObjectKey) -> int:
-        order = self._order.get(type_key, [])
-        position = bisect.bisect_right(order, last)
+        keys = self._keys.get(type_key, [])
+        position = bisect.bisect_right(keys, last)
         if namespace is None:
-            return len(order) - position
-        end = bisect.bisect_left(order, (namespace + "\x00", ""))
+            return len(keys) - position
+        end = bisect.bisect_left(keys, (namespace + "\x00", ""))
         return max(0, end - position)
 
     def type_keys(self) -> list[TypeKey]:
@@ -134,7 +185,9 @@ class Store:
     def drop_type(self, type_key: TypeKey) -> None:
         with self.lock:
             self._objects.pop(type_key, None)
-            self._order.pop(type_key, None)
+            self._keys.pop(type_key, None)
+            self._records.pop(type_key, None)
+            self._index.pop(type_key, None)
 
     # -------------------------------------------------------------- snapshots
 

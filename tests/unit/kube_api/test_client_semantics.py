@@ -7,9 +7,10 @@ import json
 import threading
 
 import pytest
-from conftest import wait_for
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
+
+from conftest import wait_for
 
 
 def _pod(name, containers, labels=None):
