@@ -132,7 +132,7 @@ def strategic_merge_patch(original: Any, patch: Any, node: schemas.Schema | None
             result.pop(key, None)
         elif isinstance(value, list):
             result[key] = _merge_list(result.get(key), value, sub_node)
-        elif isinstance(value, dict) and not schemas.is_atomic_map(sub_node):
+        elif isinstance(value, dict) and not _replaces(sub_node):
             merged = strategic_merge_patch(result.get(key), value, sub_node)
             if merged is None:
                 result.pop(key, None)
@@ -143,6 +143,13 @@ def strategic_merge_patch(original: Any, patch: Any, node: schemas.Schema | None
     if isinstance(retain, list):
         result = {k: v for k, v in result.items() if k in retain}
     return result
+
+
+def _replaces(node: schemas.Schema | None) -> bool:
+    """Maps merge in strategic merge patch unless their patch strategy says replace (the
+    x-kubernetes-map-type used by server-side apply plays no part here)."""
+    resolved = schemas.resolve(node) or {}
+    return "replace" in (resolved.get("x-kubernetes-patch-strategy") or "").split(",")
 
 
 def _merge_list(original: Any, patch: list[Any], node: schemas.Schema | None) -> list[Any]:
