@@ -12,14 +12,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import yaml
+
 from . import discovery
 from .api import Cluster, WriteOptions
-from .errors import ApiError, bad_request, method_not_allowed
+from .errors import ApiError, bad_request, method_not_allowed, unsupported_media_type
 from .kinds import ResourceType
 from .selectors import fields_match, labels_match
 from .store import encode
 
 MAX_WATCH_SECONDS = 1800
+
+
+def _filtered_event_type(event, wanted) -> str | None:
+    """What a filtered watch reports: an object modified into the filter is ADDED, one
+    modified out of it is DELETED, as the apiserver's watch cache does."""
+    now_matches = wanted(event.record)
+    if event.type != "MODIFIED" or event.previous is None:
+        return event.type if now_matches else None
+    before_matches = wanted(event.previous)
+    if now_matches:
+        return "MODIFIED" if before_matches else "ADDED"
+    return "DELETED" if before_matches else None
 
 
 class KubeApiServer(ThreadingHTTPServer):
@@ -145,6 +159,14 @@ class RequestHandler(BaseHTTPRequestHandler):
     def _json_body(self) -> Any:
         if not self.body:
             return None
+        content_type = (self.headers.get("Content-Type") or "application/json").split(";")[0]
+        if content_type not in ("application/json", "application/yaml", "*/*", ""):
+            raise unsupported_media_type(content_type, ["application/json", "application/yaml"])
+        if content_type == "application/yaml":
+            try:
+                return yaml.safe_load(self.body)
+            except yaml.YAMLError as error:
+                raise bad_request(f"error decoding YAML: {error}") from error
         try:
             return json.loads(self.body)
         except ValueError as error:
@@ -380,8 +402,11 @@ class RequestHandler(BaseHTTPRequestHandler):
                         continue
                 for event in reversed(pending):
                     cursor = event.rv
-                    if event.type_key == resource_type.key and wanted(event.record):
-                        self._chunk_raw(event.type, cluster._read_view(resource_type, event.record))
+                    if event.type_key != resource_type.key:
+                        continue
+                    event_type = _filtered_event_type(event, wanted)
+                    if event_type:
+                        self._chunk_raw(event_type, cluster._read_view(resource_type, event.record))
             self._end_chunks()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True

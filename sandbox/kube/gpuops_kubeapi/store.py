@@ -39,13 +39,22 @@ class Record:
 
 
 class Event:
-    __slots__ = ("record", "rv", "type", "type_key")
+    __slots__ = ("previous", "record", "rv", "type", "type_key")
 
-    def __init__(self, rv: int, event_type: str, type_key: TypeKey, record: Record):
+    def __init__(
+        self,
+        rv: int,
+        event_type: str,
+        type_key: TypeKey,
+        record: Record,
+        previous: Record | None = None,
+    ):
         self.rv = rv
         self.type = event_type
         self.type_key = type_key
         self.record = record
+        # The state before a MODIFIED, so filtered watches see objects enter and leave.
+        self.previous = previous
 
 
 class Store:
@@ -100,7 +109,7 @@ class Store:
                 records.insert(position, record)
             objects[record.key] = record
             self._add_index(type_key, record)
-            self.events.append(Event(record.rv, event_type, type_key, record))
+            self.events.append(Event(record.rv, event_type, type_key, record, previous))
             self.changed.notify_all()
 
     def remove(self, type_key: TypeKey, record: Record) -> None:

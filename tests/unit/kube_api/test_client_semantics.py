@@ -3,6 +3,7 @@ cascade through the real kubernetes client (typed and dynamic)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 
@@ -265,3 +266,40 @@ def test_namespace_with_held_object_stays_terminating(core):
     assert forbidden.value.status == 403
     core.patch_namespaced_config_map("h", name, {"metadata": {"finalizers": None}})
     wait_for(lambda: name not in [n.metadata.name for n in core.list_namespace().items])
+
+
+def test_filtered_watch_sees_objects_enter_and_leave(core, namespace):
+    core.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="m"))
+    )
+    start = core.list_namespaced_config_map(namespace).metadata.resource_version
+    core.patch_namespaced_config_map("m", namespace, {"metadata": {"labels": {"gpu": "yes"}}})
+    core.patch_namespaced_config_map("m", namespace, {"metadata": {"labels": {"gpu": "no"}}})
+    stream = watch.Watch()
+    seen = [
+        e["type"]
+        for e in stream.stream(
+            core.list_namespaced_config_map,
+            namespace,
+            label_selector="gpu=yes",
+            resource_version=start,
+            timeout_seconds=1,
+        )
+    ]
+    assert seen == ["ADDED", "DELETED"]
+
+
+def test_protobuf_bodies_are_refused_with_415(kube_server, namespace):
+    # kubectl sends protobuf for built-ins; the stand-in speaks JSON only and says so.
+    host, port = kube_server.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port))
+    connection.request(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/configmaps",
+        body=b"k8s\x00",
+        headers={"Content-Type": "application/vnd.kubernetes.protobuf"},
+    )
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    connection.close()
+    assert response.status == 415 and body["reason"] == "UnsupportedMediaType"
