@@ -14,10 +14,11 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c '
     exit 0
 fi
 
-# python3 -m venv needs ensurepip, which Debian ships separately.
-if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
-    "$(dirname "$0")/ensure-apt.sh" python3-venv
-fi
+# python3 -m venv needs ensurepip and its wheels, which Debian ships separately (python3-venv).
+case "$(readlink -f "$(command -v "$PYTHON")")" in
+    /usr/bin/*) "$(dirname "$0")/ensure-apt.sh" python3-venv ;;
+    *) "$PYTHON" -c 'import ensurepip, venv' ;;
+esac
 
 if [ -f "$STAMP" ] || ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
     # Requirements changed (or no usable venv): start from scratch.
