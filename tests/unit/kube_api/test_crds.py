@@ -3,6 +3,7 @@ and validated against the upstream openAPIV3Schema (the CRDs in ../shared/crds).
 
 from __future__ import annotations
 
+import http.client
 import json
 
 import pytest
@@ -206,3 +207,29 @@ def test_crd_delete_removes_kind_and_objects(dynamic, tmp_path):
     )
     with pytest.raises(ResourceNotFoundError):
         fresh.resources.get(api_version="keda.sh/v1alpha1", kind="TriggerAuthentication")
+
+
+def test_pruned_fields_warn_or_fail_in_strict_mode(kube_server, nodepools):
+    host, port = kube_server.url.removeprefix("http://").split(":")
+
+    def post(name, query=""):
+        connection = http.client.HTTPConnection(host, int(port))
+        body = json.dumps(_nodepool(name, surprise=True)).encode()
+        connection.request(
+            "POST",
+            f"/apis/karpenter.sh/v1/nodepools{query}",
+            body=body,
+            headers={"Content-Type": "application/json"},
+        )
+        response = connection.getresponse()
+        payload = json.loads(response.read())
+        connection.close()
+        return response, payload
+
+    response, created = post("warned")
+    assert response.status == 201 and "surprise" not in created["spec"]
+    assert response.getheader("Warning") == '299 - "unknown field \\"spec.surprise\\""'
+    response, refused = post("strict", "?fieldValidation=Strict")
+    assert response.status == 400
+    assert refused["message"] == 'strict decoding error: unknown field "spec.surprise"'
+    nodepools.delete(name="warned")

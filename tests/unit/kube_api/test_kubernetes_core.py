@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from conftest import REPO_ROOT, wait_for
+from conftest import REPO_ROOT, SHARED_CRDS, wait_for
 
 PLAYBOOKS = REPO_ROOT / "tests" / "unit" / "kube_api" / "playbooks"
 ANSIBLE_PLAYBOOK = REPO_ROOT / ".venv" / "bin" / "ansible-playbook"
@@ -189,3 +189,15 @@ def test_eviction_status_body_matches_upstream(core, api_client, namespace):
         == 0
     )
     core.delete_node("evict-node")
+
+
+def test_custom_resources_through_k8s(kube_server, dynamic):
+    run_playbook(
+        kube_server,
+        "custom_resources.yml",
+        pool_name="from-ansible",
+        crd_file=str(SHARED_CRDS / "karpenter.sh_nodepools.yaml"),
+    )
+    nodepools = dynamic.resources.get(api_version="karpenter.sh/v1", kind="NodePool")
+    assert nodepools.get(name="from-ansible").spec.weight == 20
+    nodepools.delete(name="from-ansible")
