@@ -31,6 +31,7 @@ from .kinds import ResourceType
 from .selectors import (
     field_value,
     fields_match,
+    label_errors,
     label_selector_object_matcher,
     labels_match,
     parse_field_selector,
@@ -421,6 +422,9 @@ class Cluster:
     def _validate(self, resource_type: ResourceType, obj: dict[str, Any]) -> list[str]:
         """Prune/default/validate custom resources; schema-validate built-ins."""
         name = obj["metadata"].get("name", "")
+        label_causes = label_errors(obj["metadata"].get("labels"))
+        if label_causes:
+            raise invalid(resource_type.kind, resource_type.group, name, label_causes)
         if resource_type.served_by_crd is not None:
             node = resource_type.openapi_schema
             dropped = schemas.prune(obj, node)
@@ -832,6 +836,14 @@ class Cluster:
                     v["name"] for v in spec.get("versions") or [] if v.get("storage")
                 ],
             }
+        elif resource_type.kind == "Secret":
+            # The apiserver folds write-only stringData into data (base64) and drops it.
+            string_data = obj.pop("stringData", None) or {}
+            if string_data:
+                data = obj.setdefault("data", {})
+                for key, value in string_data.items():
+                    data[key] = base64.b64encode(str(value).encode()).decode()
+            obj.setdefault("type", "Opaque")
         elif resource_type.kind == "PodDisruptionBudget" and old is None:
             obj["status"] = self._pdb_status(obj)
 

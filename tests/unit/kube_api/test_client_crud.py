@@ -212,3 +212,21 @@ def test_builtin_type_error_is_rejected(dynamic, namespace):
         dynamic.request("post", f"/api/v1/namespaces/{namespace}/pods", body=pod)
     assert bad.value.status == 400
     assert "cannot unmarshal string" in bad.value.body
+
+
+def test_invalid_label_value_is_422(core, namespace):
+    with pytest.raises(ApiException) as bad:
+        core.create_namespaced_config_map(namespace, _cm("labelled", {"gpu": "not ok!"}))
+    body = json.loads(bad.value.body)
+    assert bad.value.status == 422
+    assert body["details"]["causes"][0]["field"] == "metadata.labels"
+    assert body["details"]["causes"][0]["message"].startswith(
+        'Invalid value: "not ok!": a valid label'
+    )
+
+
+def test_secret_string_data_folds_into_data(core, namespace):
+    secret = client.V1Secret(metadata=client.V1ObjectMeta(name="s"), string_data={"token": "abc"})
+    created = core.create_namespaced_secret(namespace, secret)
+    assert created.data == {"token": "YWJj"} and created.string_data is None
+    assert created.type == "Opaque"
