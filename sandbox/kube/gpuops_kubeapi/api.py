@@ -74,10 +74,18 @@ def _spec_part(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 class WriteOptions:
-    def __init__(self, dry_run: bool = False, field_manager: str = "", force: bool = False):
+    def __init__(
+        self,
+        dry_run: bool = False,
+        field_manager: str = "",
+        force: bool = False,
+        propagation: str = "Background",
+    ):
         self.dry_run = dry_run
         self.field_manager = field_manager
         self.force = force
+        # Deletes: what happens to dependents (Background/Foreground: deleted; Orphan: kept).
+        self.propagation = propagation
 
 
 class Cluster:
@@ -149,6 +157,7 @@ class Cluster:
             fields,
             rv,
             (metadata.get("namespace") or "", metadata.get("name", "")),
+            tuple(ref["uid"] for ref in metadata.get("ownerReferences") or () if ref.get("uid")),
         )
 
     def _read_view(self, resource_type: ResourceType, record: Record) -> bytes:
@@ -734,7 +743,7 @@ class Cluster:
                 self._maybe_finish_namespace(metadata["name"])
             return obj
         if not options.dry_run:
-            self._remove(resource_type, obj)
+            self._remove(resource_type, obj, options.propagation)
         if resource_type.delete_returns_object or resource_type.served_by_crd:
             return obj
         details = {
@@ -752,15 +761,43 @@ class Cluster:
             "details": details,
         }
 
-    def _remove(self, resource_type: ResourceType, obj: dict[str, Any]) -> None:
+    def _remove(
+        self, resource_type: ResourceType, obj: dict[str, Any], propagation: str = "Background"
+    ) -> None:
         rv = self.store.next_rv()
         obj["metadata"]["resourceVersion"] = str(rv)
         self.store.remove(resource_type.key, self.make_record(resource_type, obj, rv))
+        self._collect_dependents(obj["metadata"].get("uid"), propagation)
         if resource_type.kind == "CustomResourceDefinition":
             self._unregister_crd(obj)
         namespace = obj["metadata"].get("namespace")
         if namespace and self.namespace_phase(namespace) == "Terminating":
             self._maybe_finish_namespace(namespace)
+
+    def _collect_dependents(self, owner_uid: str | None, propagation: str) -> None:
+        """The garbage collector's job, done at once: dependents of a deleted owner are
+        deleted, or with Orphan lose their ownerReference."""
+        if not owner_uid:
+            return
+        types_by_key = {t.key: t for t in self.types.values()}
+        for type_key, key in self.store.dependents(owner_uid):
+            resource_type = types_by_key.get(type_key)
+            record = self.store.get(type_key, key)
+            if resource_type is None or record is None:
+                continue
+            dependent = record.decode()
+            if propagation == "Orphan":
+                metadata = dependent["metadata"]
+                metadata["ownerReferences"] = [
+                    ref for ref in metadata["ownerReferences"] if ref.get("uid") != owner_uid
+                ] or None
+                if metadata["ownerReferences"] is None:
+                    del metadata["ownerReferences"]
+                rv = self.store.next_rv()
+                metadata["resourceVersion"] = str(rv)
+                self.store.put(type_key, self.make_record(resource_type, dependent, rv), "MODIFIED")
+            elif not dependent["metadata"].get("deletionTimestamp"):
+                self._delete_locked(resource_type, dependent, WriteOptions())
 
     def delete_collection(self, resource_type, namespace, label_selector, field_selector, options):
         label_requirements, field_requirements = self.selectors(

@@ -316,6 +316,14 @@ class RequestHandler(BaseHTTPRequestHandler):
             options = self._options()
             if delete_options.get("dryRun") == ["All"]:
                 options.dry_run = True
+            propagation = delete_options.get("propagationPolicy") or self.query.get(
+                "propagationPolicy"
+            )
+            if delete_options.get("orphanDependents") is True:
+                propagation = "Orphan"
+            if propagation not in (None, "Background", "Foreground", "Orphan"):
+                raise bad_request(f'Unsupported value: "{propagation}"')
+            options.propagation = propagation or "Background"
             result = cluster.delete(
                 resource_type,
                 route.namespace,

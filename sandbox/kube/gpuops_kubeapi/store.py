@@ -23,16 +23,23 @@ def encode(obj: dict[str, Any]) -> bytes:
 class Record:
     """One stored object: its JSON plus what selectors need, pre-extracted."""
 
-    __slots__ = ("fields", "key", "labels", "raw", "rv")
+    __slots__ = ("fields", "key", "labels", "owners", "raw", "rv")
 
     def __init__(
-        self, raw: bytes, labels: dict[str, str], fields: dict[str, str], rv: int, key: ObjectKey
+        self,
+        raw: bytes,
+        labels: dict[str, str],
+        fields: dict[str, str],
+        rv: int,
+        key: ObjectKey,
+        owners: tuple[str, ...] = (),
     ):
         self.raw = raw
         self.labels = labels
         self.fields = fields
         self.rv = rv
         self.key = key
+        self.owners = owners  # uids in metadata.ownerReferences, for garbage collection
 
     def decode(self) -> dict[str, Any]:
         return json.loads(self.raw)
@@ -71,6 +78,8 @@ class Store:
         self._index: dict[TypeKey, dict[str, dict[str, set[ObjectKey]]]] = collections.defaultdict(
             lambda: collections.defaultdict(lambda: collections.defaultdict(set))
         )
+        # owner uid -> dependents, for garbage collection on delete.
+        self._dependents: dict[str, set[tuple[TypeKey, ObjectKey]]] = collections.defaultdict(set)
         self.events: collections.deque[Event] = collections.deque(maxlen=EVENT_LOG_SIZE)
         self.closed = False
 
@@ -85,13 +94,25 @@ class Store:
     def count(self, type_key: TypeKey) -> int:
         return len(self._objects.get(type_key, {}))
 
+    def dependents(self, owner_uid: str) -> list[tuple[TypeKey, ObjectKey]]:
+        with self.lock:
+            return sorted(self._dependents.get(owner_uid, ()))
+
     def _unindex(self, type_key: TypeKey, record: Record) -> None:
+        for owner in record.owners:
+            dependents = self._dependents.get(owner)
+            if dependents is not None:
+                dependents.discard((type_key, record.key))
+                if not dependents:
+                    del self._dependents[owner]
         for label in self.indexed_fields.get(type_key, ()):
             keys = self._index[type_key][label].get(record.fields.get(label, ""))
             if keys is not None:
                 keys.discard(record.key)
 
     def _add_index(self, type_key: TypeKey, record: Record) -> None:
+        for owner in record.owners:
+            self._dependents[owner].add((type_key, record.key))
         for label in self.indexed_fields.get(type_key, ()):
             self._index[type_key][label][record.fields.get(label, "")].add(record.key)
 

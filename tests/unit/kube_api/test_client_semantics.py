@@ -303,3 +303,33 @@ def test_protobuf_bodies_are_refused_with_415(kube_server, namespace):
     body = json.loads(response.read())
     connection.close()
     assert response.status == 415 and body["reason"] == "UnsupportedMediaType"
+
+
+def test_owner_deletion_collects_or_orphans_dependents(core, namespace):
+    owner = core.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner"))
+    )
+    reference = client.V1OwnerReference(
+        api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid
+    )
+    for name in ("dep-a", "dep-b"):
+        core.create_namespaced_config_map(
+            namespace,
+            client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(name=name, owner_references=[reference])
+            ),
+        )
+    core.delete_namespaced_config_map("owner", namespace)
+    assert [c.metadata.name for c in core.list_namespaced_config_map(namespace).items] == []
+
+    owner = core.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner"))
+    )
+    reference.uid = owner.metadata.uid
+    core.create_namespaced_config_map(
+        namespace,
+        client.V1ConfigMap(metadata=client.V1ObjectMeta(name="kept", owner_references=[reference])),
+    )
+    core.delete_namespaced_config_map("owner", namespace, propagation_policy="Orphan")
+    kept = core.read_namespaced_config_map("kept", namespace)
+    assert kept.metadata.owner_references is None
