@@ -44,8 +44,7 @@ def render(fixture: str, where: Path) -> dict[str, str]:
     fixture_file = str(fleet_up.fixture_path(fixture))
     fleet_up.sim("render", "--fixture", fixture_file, "--root", str(root))
     fleet_up.sim("reset", "--fixture", fixture_file, "--state", str(state))
-    return {"GPUOPS_NVML_SIM_FIXTURE": fixture_file, "GPUOPS_NVML_SIM_STATE": str(state),
-            "GPUOPS_HOST_ROOT": str(root)}
+    return {"GPUOPS_NVML_SIM_FIXTURE": fixture_file, "GPUOPS_NVML_SIM_STATE": str(state), "GPUOPS_HOST_ROOT": str(root)}
 
 
 def run_module_in_process(args: dict) -> dict:
@@ -66,7 +65,7 @@ def run_module_in_process(args: dict) -> dict:
 def time_in_process(env: dict[str, str], collect: list[str], repeat: int) -> list[float]:
     os.environ.update(env)
     samples = []
-    for _ in range(repeat):
+    for _unused in range(repeat):
         start = time.perf_counter()
         result = run_module_in_process({"collect": collect})
         samples.append(time.perf_counter() - start)
@@ -79,12 +78,14 @@ def time_subprocess(env: dict[str, str], collect: list[str], repeat: int) -> lis
     args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"collect": collect}}))
     full_env = dict(os.environ, **env)
     full_env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO_ROOT / "build" / "collections"), str(REPO_ROOT / "sandbox" / "python")])
+        [str(REPO_ROOT / "build" / "collections"), str(REPO_ROOT / "sandbox" / "python")]
+    )
     samples = []
-    for _ in range(repeat):
+    for _unused in range(repeat):
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", MODULE, str(args_file)], env=full_env,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", MODULE, str(args_file)], env=full_env, capture_output=True, text=True, check=False
+        )
         samples.append(time.perf_counter() - start)
         assert proc.returncode == 0 and '"failed"' not in proc.stdout, proc.stdout + proc.stderr
     args_file.unlink()
@@ -94,17 +95,16 @@ def time_subprocess(env: dict[str, str], collect: list[str], repeat: int) -> lis
 def time_baseline(repeat: int) -> list[float]:
     """What any module pays before it runs: the interpreter and AnsibleModule's imports."""
     samples = []
-    for _ in range(repeat):
+    for _unused in range(repeat):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "from ansible.module_utils.basic import AnsibleModule"],
-                       check=True)
+        subprocess.run([sys.executable, "-c", "from ansible.module_utils.basic import AnsibleModule"], check=True)
         samples.append(time.perf_counter() - start)
     return samples
 
 
 def summary(samples: list[float]) -> str:
     ordered = sorted(samples)
-    p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
     return f"median {statistics.median(samples) * 1000:7.1f} ms  p90 {p90 * 1000:7.1f} ms"
 
 
@@ -114,9 +114,9 @@ def write_inventory(where: Path, hosts: int, fixture: str) -> Path:
     group_vars = (REPO_ROOT / "inventories" / "sandbox" / "group_vars" / "all.yml").read_text()
     (inventory / "group_vars" / "all.yml").write_text(group_vars)
     names = {f"bench-{i:03d}": {"gpuops_sandbox_fixture": fixture} for i in range(1, hosts + 1)}
-    (inventory / "hosts.yml").write_text(json.dumps({"all": {
-        "vars": {"gpuops_repo_root": str(REPO_ROOT)},
-        "children": {"gpu_nodes": {"hosts": names}}}}))
+    (inventory / "hosts.yml").write_text(
+        json.dumps({"all": {"vars": {"gpuops_repo_root": str(REPO_ROOT)}, "children": {"gpu_nodes": {"hosts": names}}}})
+    )
     return inventory
 
 
@@ -130,9 +130,22 @@ def time_playbook(hosts: int, fixture: str) -> float:
         playbook = REPO_ROOT / "tests" / "integration" / "playbooks" / "probe.yml"
         start = time.perf_counter()
         proc = subprocess.run(
-            [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory),
-             str(playbook), "-e", "target=gpu_nodes", "-e", f"out_dir={where}"],
-            cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+            [
+                str(Path(sys.executable).parent / "ansible-playbook"),
+                "-i",
+                str(inventory),
+                str(playbook),
+                "-e",
+                "target=gpu_nodes",
+                "-e",
+                f"out_dir={where}",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         elapsed = time.perf_counter() - start
         if proc.returncode != 0:
             raise SystemExit(proc.stdout[-3000:] + proc.stderr[-2000:])
@@ -145,18 +158,18 @@ def main() -> int:
     parser.add_argument("--hosts", default="1,8,32")
     args = parser.parse_args()
 
-    print("1. gpu_probe module time in-process (target %.2f s for a full probe of 8 GPUs)"
-          % TARGET_S)
+    print("1. gpu_probe module time in-process (target %.2f s for a full probe of 8 GPUs)" % TARGET_S)
     with tempfile.TemporaryDirectory() as tmp:
         for fixture in FIXTURES:
             env = render(fixture, Path(tmp) / fixture)
-            full = time_in_process(env, ["pci", "nvml", "mig", "processes", "telemetry"],
-                                   args.repeat)
+            full = time_in_process(env, ["pci", "nvml", "mig", "processes", "telemetry"], args.repeat)
             pci = time_in_process(env, ["pci"], args.repeat)
             ratio = statistics.median(full) / TARGET_S
             print(f"   {fixture:<20} full {summary(full)}  ({ratio:.2f}x of target)")
-            print(f"   {fixture:<20} pci  {summary(pci)}  (full/pci "
-                  f"{statistics.median(full) / statistics.median(pci):.1f}x)")
+            print(
+                f"   {fixture:<20} pci  {summary(pci)}  (full/pci "
+                f"{statistics.median(full) / statistics.median(pci):.1f}x)"
+            )
 
         print("2. gpu_probe as its own process, cold (interpreter start-up + imports included)")
         baseline = time_baseline(5)
@@ -167,16 +180,17 @@ def main() -> int:
             pci = time_subprocess(env, ["pci"], 5)
             own = statistics.median(full) - statistics.median(baseline)
             print(f"   {fixture:<20} full {summary(full)}   pci {summary(pci)}")
-            print(f"   {fixture:<20} full minus baseline {own * 1000:7.1f} ms "
-                  f"({own / TARGET_S:.2f}x of target)")
+            print(f"   {fixture:<20} full minus baseline {own * 1000:7.1f} ms ({own / TARGET_S:.2f}x of target)")
 
     print("3. ansible-playbook wall time probing N hosts of 8x A100 (forks 16)")
     baseline = None
     for hosts in [int(n) for n in args.hosts.split(",")]:
         elapsed = time_playbook(hosts, FIXTURES[0])
         baseline = baseline or elapsed
-        print(f"   {hosts:>3} hosts  {elapsed:6.2f} s  {elapsed / hosts * 1000:7.1f} ms/host  "
-              f"{elapsed / baseline:5.2f}x the 1-host run")
+        print(
+            f"   {hosts:>3} hosts  {elapsed:6.2f} s  {elapsed / hosts * 1000:7.1f} ms/host  "
+            f"{elapsed / baseline:5.2f}x the 1-host run"
+        )
     return 0
 
 

@@ -48,14 +48,15 @@ LAYOUTS = {
 
 def live_state(gpu_name, layout):
     """Instances as this planner would have created them, one compute instance each."""
-    return [{"gi_id": i + 1, "profile": name, "start": start,
-             "compute_instances": [{"ci_id": 0}], "busy": False}
-            for i, (name, start) in enumerate(mig.plan_layout(gpu_name, layout))]
+    return [
+        {"gi_id": i + 1, "profile": name, "start": start, "compute_instances": [{"ci_id": 0}], "busy": False}
+        for i, (name, start) in enumerate(mig.plan_layout(gpu_name, layout))
+    ]
 
 
 def timed(function, repeats):
     samples = []
-    for _ in range(repeats):
+    for _unused in range(repeats):
         started = time.perf_counter()
         function()
         samples.append((time.perf_counter() - started) * 1000)
@@ -69,19 +70,19 @@ def bench_host_planning():
         layouts = LAYOUTS[gpu_name]
         cases = {
             "plan_layout balanced x8": lambda g=gpu_name, ls=layouts: [
-                mig.plan_layout(g, ls["balanced"]) for _ in range(8)],
+                mig.plan_layout(g, ls["balanced"]) for _unused in range(8)
+            ],
             "plan_changes all-1g -> balanced x8": lambda g=gpu_name, ls=layouts: [
-                mig.plan_changes(g, live_state(g, ls["all-1g"]), ls["balanced"])
-                for _ in range(8)],
+                mig.plan_changes(g, live_state(g, ls["all-1g"]), ls["balanced"]) for _unused in range(8)
+            ],
             "plan_changes converged (no change) x8": lambda g=gpu_name, ls=layouts: [
-                mig.plan_changes(g, live_state(g, ls["balanced"]), ls["balanced"])
-                for _ in range(8)],
+                mig.plan_changes(g, live_state(g, ls["balanced"]), ls["balanced"]) for _unused in range(8)
+            ],
         }
         model = mig_catalog.find_model(gpu_name).key
         for label, function in cases.items():
             best, median = timed(function, 50)
-            print("%-44s %9.3f %9.3f %7.3fx" % ("%s %s" % (model, label), best, median,
-                                                 median / TARGET_MS))
+            print("%-44s %9.3f %9.3f %7.3fx" % ("%s %s" % (model, label), best, median, median / TARGET_MS))
 
 
 def count_valid_layouts(gpu_name):
@@ -105,8 +106,7 @@ def bench_enumeration():
         started = time.perf_counter()
         valid, candidates = count_valid_layouts(gpu_name)
         elapsed = (time.perf_counter() - started) * 1000
-        print("%-12s %8d %10d %9.1f" % (mig_catalog.find_model(gpu_name).key, valid,
-                                         candidates, elapsed))
+        print("%-12s %8d %10d %9.1f" % (mig_catalog.find_model(gpu_name).key, valid, candidates, elapsed))
 
 
 def mig_parted_calls(live, desired):
@@ -127,11 +127,18 @@ def our_calls(plan):
 
 
 def bench_relayouts():
-    print("\n== NVML destroy/create calls per re-layout (CI + GI calls; 8-GPU host rows sum "
-          "all GPUs)")
-    header = ("%-11s %-38s %6s %9s %9s %7s %9s %9s %6s"
-              % ("model", "re-layout", "GPUs", "ours del", "ours new", "kept", "parted del",
-                 "parted new", "saved"))
+    print("\n== NVML destroy/create calls per re-layout (CI + GI calls; 8-GPU host rows sum all GPUs)")
+    header = "%-11s %-38s %6s %9s %9s %7s %9s %9s %6s" % (
+        "model",
+        "re-layout",
+        "GPUs",
+        "ours del",
+        "ours new",
+        "kept",
+        "parted del",
+        "parted new",
+        "saved",
+    )
     print(header)
     print("-" * len(header))
     for gpu_name in (A100, H100):
@@ -143,8 +150,10 @@ def bench_relayouts():
             ("3g+2g+1g -> balanced (one 1g added)", [("3g+2g+1g", "balanced")]),
             ("7g -> 3g+4g", [("7g", "3g+4g")]),
             ("all-2g -> balanced", [("all-2g", "balanced")]),
-            ("8x balanced, GPU 3 -> all-1g", [("balanced", "balanced")] * 3
-             + [("balanced", "all-1g")] + [("balanced", "balanced")] * 4),
+            (
+                "8x balanced, GPU 3 -> all-1g",
+                [("balanced", "balanced")] * 3 + [("balanced", "all-1g")] + [("balanced", "balanced")] * 4,
+            ),
             ("8x all-1g -> 8x balanced", [("all-1g", "balanced")] * 8),
         ]
         for label, gpus in scenarios:
@@ -160,9 +169,10 @@ def bench_relayouts():
                 parted_del += destroys
                 parted_new += creates
             saved = (parted_del + parted_new) - (ours_del + ours_new)
-            print("%-11s %-38s %6d %9d %9d %7d %9d %9d %6d"
-                  % (model, label, len(gpus), ours_del, ours_new, kept, parted_del, parted_new,
-                     saved))
+            print(
+                "%-11s %-38s %6d %9d %9d %7d %9d %9d %6d"
+                % (model, label, len(gpus), ours_del, ours_new, kept, parted_del, parted_new, saved)
+            )
     print("kept: instances left running on GPUs that changed (mig-parted keeps none of them)")
 
 

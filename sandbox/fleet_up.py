@@ -23,15 +23,19 @@ def inventory_hosts(inventory: Path) -> dict[str, dict]:
     """Host name -> hostvars (unrendered) as ansible-inventory lists them."""
     out = subprocess.run(
         [str(VENV_BIN / "ansible-inventory"), "-i", str(inventory), "--list"],
-        cwd=REPO_ROOT, check=True, capture_output=True, text=True,
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return dict(json.loads(out)["_meta"]["hostvars"])
 
 
 def sim(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=SIM_PYTHONPATH)
-    return subprocess.run([sys.executable, "-m", "gpuops_sim", *args], cwd=REPO_ROOT, env=env,
-                          check=True, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "gpuops_sim", *args], cwd=REPO_ROOT, env=env, check=True, capture_output=True, text=True
+    )
 
 
 def fixture_path(name: str) -> Path:
@@ -40,23 +44,36 @@ def fixture_path(name: str) -> Path:
 
 def bring_up(inventory: Path, sandbox_dir: Path) -> dict[str, str]:
     """Render every inventory host that names a fixture; return host -> fixture name."""
-    fixtures = {host: hostvars["gpuops_sandbox_fixture"]
-                for host, hostvars in inventory_hosts(inventory).items()
-                if hostvars.get("gpuops_sandbox_fixture")}
+    fixtures = {
+        host: hostvars["gpuops_sandbox_fixture"]
+        for host, hostvars in inventory_hosts(inventory).items()
+        if hostvars.get("gpuops_sandbox_fixture")
+    }
     sandbox_dir.mkdir(parents=True, exist_ok=True)
     fleet_file = sandbox_dir / "fleet.yml"
     # JSON is YAML: the simulator's fleet-up reads it as a fleet file.
     fleet_file.write_text(json.dumps({"hosts": fixtures}, indent=2, sort_keys=True) + "\n")
-    sim("fleet-up", "--fleet", str(fleet_file), "--fixtures", str(REPO_ROOT / "sandbox" / "fixtures"),
-        "--dir", str(sandbox_dir))
+    sim(
+        "fleet-up",
+        "--fleet",
+        str(fleet_file),
+        "--fixtures",
+        str(REPO_ROOT / "sandbox" / "fixtures"),
+        "--dir",
+        str(sandbox_dir),
+    )
     return fixtures
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inventory", type=Path, default=REPO_ROOT / "inventories" / "sandbox")
-    parser.add_argument("--dir", type=Path, default=REPO_ROOT / ".sandbox",
-                        help="where host trees and NVML state go (GPUOPS_SANDBOX_DIR)")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=REPO_ROOT / ".sandbox",
+        help="where host trees and NVML state go (GPUOPS_SANDBOX_DIR)",
+    )
     args = parser.parse_args(argv)
     fixtures = bring_up(args.inventory, args.dir.resolve())
     for host, fixture in sorted(fixtures.items()):

@@ -22,11 +22,13 @@ def fleet_report(hostvars, hosts):
         host = hostvars.get(name) if hasattr(hostvars, "get") else hostvars[name]
         if host is None:
             raise AnsibleFilterError("fleet_report: host %r is not in the inventory" % (name,))
-        entries.append({
-            "name": name,
-            "groups": list(host.get("group_names") or []),
-            "gpu": host.get("ansible_facts", {}).get("gpu"),
-        })
+        entries.append(
+            {
+                "name": name,
+                "groups": list(host.get("group_names") or []),
+                "gpu": host.get("ansible_facts", {}).get("gpu"),
+            }
+        )
     return build_fleet_report(entries)
 
 

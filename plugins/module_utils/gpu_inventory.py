@@ -30,14 +30,39 @@ DEGRADED = "degraded"
 UNHEALTHY = "unhealthy"
 UNKNOWN = "unknown"
 
-PCI_KEYS = ("bus_id", "vendor_id", "device_id", "subsystem_vendor_id", "subsystem_device_id",
-            "class", "product", "driver", "numa_node", "iommu_group")
-NVML_KEYS = ("name", "uuid", "serial", "architecture", "compute_capability", "memory",
-             "temperature_c", "power", "ecc", "retired_pages", "remapped_rows",
-             "persistence_mode", "nvlinks_active", "mig", "processes")
+PCI_KEYS = (
+    "bus_id",
+    "vendor_id",
+    "device_id",
+    "subsystem_vendor_id",
+    "subsystem_device_id",
+    "class",
+    "product",
+    "driver",
+    "numa_node",
+    "iommu_group",
+)
+NVML_KEYS = (
+    "name",
+    "uuid",
+    "serial",
+    "architecture",
+    "compute_capability",
+    "memory",
+    "temperature_c",
+    "power",
+    "ecc",
+    "retired_pages",
+    "remapped_rows",
+    "persistence_mode",
+    "nvlinks_active",
+    "mig",
+    "processes",
+)
 
 
 # ---------------------------------------------------------------- join
+
 
 def _pci_from_nvml(record):
     """PCI facts when only NVML saw the GPU (pci not collected or sysfs unreadable)."""
@@ -92,8 +117,10 @@ def join(pci_gpus, nvml_gpus, nvml_available):
 
 # ---------------------------------------------------------------- health
 
-def assess_health(gpu, nvml_available, nvml_reason=None, *, in_nvml=True, lost=False,
-                  slowdown_c=None, datacenter=False):
+
+def assess_health(
+    gpu, nvml_available, nvml_reason=None, *, in_nvml=True, lost=False, slowdown_c=None, datacenter=False
+):
     """Health verdict for one joined GPU: {'status': ..., 'reasons': [...]}.
 
     Rules, worst first:
@@ -120,8 +147,7 @@ def assess_health(gpu, nvml_available, nvml_reason=None, *, in_nvml=True, lost=F
         return {"status": UNHEALTHY, "reasons": bad}
     errors = gpu.get("errors") or {}
     if lost:
-        bad.append("GPU is lost (NVML_ERROR_GPU_IS_LOST): it fell off the bus; "
-                   "reset or reseat it")
+        bad.append("GPU is lost (NVML_ERROR_GPU_IS_LOST): it fell off the bus; reset or reseat it")
     else:
         for field in IDENTITY_FIELDS:
             if field in errors:
@@ -138,20 +164,22 @@ def assess_health(gpu, nvml_available, nvml_reason=None, *, in_nvml=True, lost=F
     retired = gpu.get("retired_pages") or {}
     if retired.get("pending"):
         warn.append("page retirement pending: reset the GPU to apply it")
-    if ecc.get("enabled") is not None and ecc.get("pending") is not None \
-            and ecc["enabled"] != ecc["pending"]:
+    if ecc.get("enabled") is not None and ecc.get("pending") is not None and ecc["enabled"] != ecc["pending"]:
         warn.append("ECC mode change pending: reset the GPU to apply it")
     mig = gpu.get("mig") or {}
-    if mig.get("capable") and mig.get("current") is not None and mig.get("pending") is not None \
-            and mig["current"] != mig["pending"]:
+    if (
+        mig.get("capable")
+        and mig.get("current") is not None
+        and mig.get("pending") is not None
+        and mig["current"] != mig["pending"]
+    ):
         warn.append("MIG mode change pending: reset the GPU to apply it")
     if datacenter and ecc.get("enabled") is False:
         warn.append("ECC is disabled on a datacenter GPU")
     temperature = gpu.get("temperature_c")
     threshold = slowdown_c or DEFAULT_SLOWDOWN_C
     if temperature is not None and temperature >= threshold:
-        warn.append("temperature %d C is at or above the slowdown threshold %d C"
-                    % (temperature, threshold))
+        warn.append("temperature %d C is at or above the slowdown threshold %d C" % (temperature, threshold))
     if not lost:
         for field in sorted(errors):
             if field not in IDENTITY_FIELDS:
@@ -164,6 +192,7 @@ def assess_health(gpu, nvml_available, nvml_reason=None, *, in_nvml=True, lost=F
 
 
 # ---------------------------------------------------------------- facts
+
 
 def empty_nvml_facts():
     return dict.fromkeys(NVML_KEYS)
@@ -210,8 +239,17 @@ def _pci_model_key(gpu):
 
 
 def summarize(gpus):
-    summary = {"count": len(gpus), "models": {}, "memory_total_mib": 0, HEALTHY: 0,
-               DEGRADED: 0, UNHEALTHY: 0, UNKNOWN: 0, "mig_capable": 0, "mig_enabled": 0}
+    summary = {
+        "count": len(gpus),
+        "models": {},
+        "memory_total_mib": 0,
+        HEALTHY: 0,
+        DEGRADED: 0,
+        UNHEALTHY: 0,
+        UNKNOWN: 0,
+        "mig_capable": 0,
+        "mig_enabled": 0,
+    }
     # A GPU NVML cannot read (lost, not enumerated) is counted under the NVML name of its
     # siblings with the same PCI ids, so one model is not split across two spellings.
     name_by_pci_ids = {}
@@ -219,8 +257,13 @@ def summarize(gpus):
         if gpu.get("name"):
             name_by_pci_ids.setdefault(_pci_model_key(gpu), gpu["name"])
     for gpu in gpus:
-        model = gpu.get("name") or name_by_pci_ids.get(_pci_model_key(gpu)) \
-            or gpu["pci"].get("product") or gpu["pci"].get("device_id") or "unknown"
+        model = (
+            gpu.get("name")
+            or name_by_pci_ids.get(_pci_model_key(gpu))
+            or gpu["pci"].get("product")
+            or gpu["pci"].get("device_id")
+            or "unknown"
+        )
         summary["models"][model] = summary["models"].get(model, 0) + 1
         memory = gpu.get("memory") or {}
         if memory.get("total_mib"):

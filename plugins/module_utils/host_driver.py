@@ -32,6 +32,7 @@ LIBRARY_DIRS = (
 
 # ---------------------------------------------------------------- pure helpers
 
+
 def parse_driver_version_file(text):
     """/proc/driver/nvidia/version -> {'version': '550.127.05', 'kernel_module': 'open'|...}.
 
@@ -44,10 +45,10 @@ def parse_driver_version_file(text):
     for line in text.splitlines():
         if not line.startswith("NVRM version:"):
             continue
-        body = line[len("NVRM version:"):]
+        body = line[len("NVRM version:") :]
         result["kernel_module"] = "open" if "Open Kernel Module" in body else "proprietary"
         marker = body.find("Kernel Module")
-        tail = body[marker + len("Kernel Module"):] if marker != -1 else body
+        tail = body[marker + len("Kernel Module") :] if marker != -1 else body
         for token in tail.split():
             match = VERSION_RE.fullmatch(token)
             if match:
@@ -93,7 +94,7 @@ def version_from_library_name(name):
     prefix = "libnvidia-ml.so."
     if not name.startswith(prefix):
         return None
-    rest = name[len(prefix):]
+    rest = name[len(prefix) :]
     match = VERSION_RE.fullmatch(rest)
     if match and rest.count(".") >= 1:
         return rest
@@ -109,6 +110,7 @@ def modules_dep_has_nvidia(text):
 
 
 # ---------------------------------------------------------------- file access
+
 
 def _read_text(path):
     try:
@@ -210,17 +212,12 @@ def read_host_driver(host_root="/"):
     modules = parse_proc_modules(_read_text(os.path.join(host_root, "proc/modules")))
     version_file = _read_text(os.path.join(host_root, "proc/driver/nvidia/version"))
     parsed = parse_driver_version_file(version_file)
-    loaded = (
-        version_file is not None
-        or "nvidia" in modules
-        or _exists(os.path.join(host_root, "sys/module/nvidia"))
-    )
+    loaded = version_file is not None or "nvidia" in modules or _exists(os.path.join(host_root, "sys/module/nvidia"))
     driver = {
         "state": "none",
         "version": parsed["version"],
         "kernel_module": parsed["kernel_module"],
-        "nouveau_loaded": "nouveau" in modules
-        or _exists(os.path.join(host_root, "sys/module/nouveau")),
+        "nouveau_loaded": "nouveau" in modules or _exists(os.path.join(host_root, "sys/module/nouveau")),
         "cuda_driver_version": None,
         "nvml_version": None,
     }

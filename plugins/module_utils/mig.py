@@ -66,13 +66,15 @@ class MigConfigError(MigLayoutError):
 # Layout planning
 # --------------------------------------------------------------------------------------------
 
+
 def resolve_model(gpu_name: str) -> GpuModel:
     model = find_model(gpu_name)
     if model is None:
         raise MigLayoutError(
             "unknown GPU model %r: the MIG catalog knows %s; for another GPU build an entry "
             "with mig_catalog.model_from_nvml() and use plan_layout_for_model()"
-            % (gpu_name, ", ".join(known_gpu_names())))
+            % (gpu_name, ", ".join(known_gpu_names()))
+        )
     return model
 
 
@@ -95,33 +97,33 @@ def _describe(profile_name: str, start: int) -> str:
 def _layout_counts(model: GpuModel, layout: Any, what: str = "layout") -> Dict[str, int]:
     """Validate a {profile: count} mapping against a model; return the non-zero counts."""
     if not isinstance(layout, Mapping):
-        raise MigLayoutError("%s must be a mapping of profile name to count, got %s"
-                             % (what, type(layout).__name__))
+        raise MigLayoutError("%s must be a mapping of profile name to count, got %s" % (what, type(layout).__name__))
     counts: Dict[str, int] = {}
     allowed = ", ".join(model.profile_names)
     for name, count in layout.items():
         profile = model.profile(name) if isinstance(name, str) else None
         if profile is None:
-            raise MigLayoutError("%s: unknown profile %r for %s; allowed: %s"
-                                 % (what, name, model.key, allowed))
+            raise MigLayoutError("%s: unknown profile %r for %s; allowed: %s" % (what, name, model.key, allowed))
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise MigLayoutError("%s.%s: count must be a non-negative int, got %r"
-                                 % (what, name, count))
+            raise MigLayoutError("%s.%s: count must be a non-negative int, got %r" % (what, name, count))
         if count > profile.max_count:
-            raise MigLayoutError("%s.%s: count %d is over the maximum of %d per GPU on %s"
-                                 % (what, name, count, profile.max_count, model.key))
+            raise MigLayoutError(
+                "%s.%s: count %d is over the maximum of %d per GPU on %s"
+                % (what, name, count, profile.max_count, model.key)
+            )
         if count:
             counts[name] = count
     media = {n: c for n, c in counts.items() if model.profile(n).media_extensions}
     if sum(media.values()) > 1:
         raise MigLayoutError(
             "%s: at most one +me (media extensions) instance per GPU, got %s"
-            % (what, ", ".join("%s: %d" % item for item in sorted(media.items()))))
+            % (what, ", ".join("%s: %d" % item for item in sorted(media.items())))
+        )
     return counts
 
 
 def _expand(model: GpuModel, counts: Mapping[str, int]) -> List[MigProfile]:
-    profiles = [model.profile(name) for name, count in counts.items() for _ in range(count)]
+    profiles = [model.profile(name) for name, count in counts.items() for _unused in range(count)]
     return sorted(profiles, key=_instance_order)
 
 
@@ -172,25 +174,32 @@ class _Search:
         return False
 
 
-def _no_room_message(model: GpuModel, instances: List[MigProfile], search: _Search,
-                     kept: Sequence[Tuple[str, int]] = ()) -> str:
+def _no_room_message(
+    model: GpuModel, instances: List[MigProfile], search: _Search, kept: Sequence[Tuple[str, int]] = ()
+) -> str:
     placed = [_describe(instances[i].name, s) for i, s in enumerate(search.best_partial)]
     missing = instances[len(search.best_partial)]
     free = _free_slices(model, search.best_occupied)
-    rest = Counter(p.name for p in instances[len(search.best_partial):])
+    rest = Counter(p.name for p in instances[len(search.best_partial) :])
     return (
         "no room on %s for %s: %s%s; left free: memory slices %s; cannot place %s "
         "(needs %d consecutive memory slices starting at one of %s)"
-        % (model.key, ", ".join("%s x%d" % i for i in sorted(Counter(
-            p.name for p in instances).items())),
-           "kept " + ", ".join(_describe(*k) for k in kept) + "; " if kept else "",
-           "placed " + ", ".join(placed) if placed else "placed nothing",
-           free or "none", ", ".join("%s x%d" % i for i in sorted(rest.items())),
-           missing.memory_slices, list(missing.start_slots)))
+        % (
+            model.key,
+            ", ".join("%s x%d" % i for i in sorted(Counter(p.name for p in instances).items())),
+            "kept " + ", ".join(_describe(*k) for k in kept) + "; " if kept else "",
+            "placed " + ", ".join(placed) if placed else "placed nothing",
+            free or "none",
+            ", ".join("%s x%d" % i for i in sorted(rest.items())),
+            missing.memory_slices,
+            list(missing.start_slots),
+        )
+    )
 
 
-def _fit(model: GpuModel, instances: List[MigProfile], occupied: int = 0,
-         used_compute: int = 0) -> Tuple[Optional[List[int]], _Search]:
+def _fit(
+    model: GpuModel, instances: List[MigProfile], occupied: int = 0, used_compute: int = 0
+) -> Tuple[Optional[List[int]], _Search]:
     search = _Search(model, instances)
     compute = used_compute + sum(p.compute_slices for p in instances)
     memory = bin(occupied).count("1") + sum(p.memory_slices for p in instances)
@@ -208,7 +217,8 @@ def plan_layout_for_model(model: GpuModel, layout: Mapping[str, int]) -> List[Tu
     if compute > model.compute_slices or memory > model.memory_slices:
         raise MigLayoutError(
             "no room on %s: the layout needs %d compute and %d memory slices, the GPU has %d "
-            "and %d" % (model.key, compute, memory, model.compute_slices, model.memory_slices))
+            "and %d" % (model.key, compute, memory, model.compute_slices, model.memory_slices)
+        )
     starts, search = _fit(model, instances)
     if starts is None:
         raise MigLayoutError(_no_room_message(model, instances, search))
@@ -230,31 +240,38 @@ def check_placements(model: GpuModel, placements: Sequence[Tuple[str, int]]) -> 
 
     Creating them in the given order then always succeeds, whatever that order is.
     """
-    counts = Counter(name for name, _ in placements)
+    counts = Counter(name for name, _unused in placements)
     _layout_counts(model, dict(counts), what="placements")
     occupied = 0
     compute = 0
     for name, start in placements:
         profile = model.profile(name)
         if start not in profile.start_slots:
-            raise MigLayoutError("%s: start %r is not one of %s"
-                                 % (_describe(name, start), start, list(profile.start_slots)))
+            raise MigLayoutError(
+                "%s: start %r is not one of %s" % (_describe(name, start), start, list(profile.start_slots))
+            )
         mask = _slot_mask(start, profile.memory_slices)
         if occupied & mask:
-            raise MigLayoutError("%s: memory slices %s overlap another instance; left free: %s"
-                                 % (_describe(name, start),
-                                    list(range(start, start + profile.memory_slices)),
-                                    _free_slices(model, occupied) or "none"))
+            raise MigLayoutError(
+                "%s: memory slices %s overlap another instance; left free: %s"
+                % (
+                    _describe(name, start),
+                    list(range(start, start + profile.memory_slices)),
+                    _free_slices(model, occupied) or "none",
+                )
+            )
         occupied |= mask
         compute += profile.compute_slices
         if compute > model.compute_slices:
-            raise MigLayoutError("%s: more than %d compute slices in use"
-                                 % (_describe(name, start), model.compute_slices))
+            raise MigLayoutError(
+                "%s: more than %d compute slices in use" % (_describe(name, start), model.compute_slices)
+            )
 
 
 # --------------------------------------------------------------------------------------------
 # Diff planning
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class MigPlan:
@@ -303,8 +320,7 @@ class MigPlan:
 
 def _normalize_live(model: GpuModel, live_instances: Any) -> List[Dict[str, Any]]:
     if not isinstance(live_instances, (list, tuple)):
-        raise MigLayoutError("live_instances must be a list, got %s"
-                             % type(live_instances).__name__)
+        raise MigLayoutError("live_instances must be a list, got %s" % type(live_instances).__name__)
     result = []
     occupied: Dict[int, str] = {}
     seen_ids = set()
@@ -318,26 +334,30 @@ def _normalize_live(model: GpuModel, live_instances: Any) -> List[Dict[str, Any]
         gi_id, name, start = item["gi_id"], item["profile"], item["start"]
         for key, value in (("gi_id", gi_id), ("start", start)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise MigLayoutError("%s.%s: must be a non-negative int, got %r"
-                                     % (where, key, value))
+                raise MigLayoutError("%s.%s: must be a non-negative int, got %r" % (where, key, value))
         if gi_id in seen_ids:
             raise MigLayoutError("%s.gi_id: %d appears twice" % (where, gi_id))
         seen_ids.add(gi_id)
         compute_instances = list(item.get("compute_instances") or [])
         entry = {
-            "gi_id": gi_id, "profile": str(name), "start": start,
-            "compute_instances": compute_instances, "busy": bool(item.get("busy", False)),
+            "gi_id": gi_id,
+            "profile": str(name),
+            "start": start,
+            "compute_instances": compute_instances,
+            "busy": bool(item.get("busy", False)),
         }
         profile = model.profile(entry["profile"])
         if profile is not None:
             end = start + profile.memory_slices
             if end > model.memory_slices:
-                raise MigLayoutError("%s: %s ends past memory slice %d"
-                                     % (where, _describe(name, start), model.memory_slices - 1))
+                raise MigLayoutError(
+                    "%s: %s ends past memory slice %d" % (where, _describe(name, start), model.memory_slices - 1)
+                )
             for s in range(start, end):
                 if s in occupied:
-                    raise MigLayoutError("%s: %s overlaps %s: live state is inconsistent"
-                                         % (where, _describe(name, start), occupied[s]))
+                    raise MigLayoutError(
+                        "%s: %s overlaps %s: live state is inconsistent" % (where, _describe(name, start), occupied[s])
+                    )
                 occupied[s] = _describe(name, start)
         result.append(entry)
     # Canonical order, so the plan does not depend on how the caller listed instances.
@@ -377,7 +397,7 @@ def _choose_kept(model: GpuModel, live: List[Dict[str, Any]], counts: Mapping[st
         scored.append(((-busy, -len(chosen), -slices, preference), chosen, kept_counts))
     scored.sort(key=lambda item: item[0])
     last_search = None
-    for _, chosen, kept_counts in scored:
+    for _unused, chosen, kept_counts in scored:
         occupied = 0
         compute = 0
         for entry in chosen:
@@ -396,9 +416,12 @@ def _choose_kept(model: GpuModel, live: List[Dict[str, Any]], counts: Mapping[st
     raise MigLayoutError(_no_room_message(model, instances, search))
 
 
-def plan_changes(gpu_name: str, live_instances: Sequence[Mapping[str, Any]],
-                 desired_layout: Mapping[str, int],
-                 model: Optional[GpuModel] = None) -> MigPlan:
+def plan_changes(
+    gpu_name: str,
+    live_instances: Sequence[Mapping[str, Any]],
+    desired_layout: Mapping[str, int],
+    model: Optional[GpuModel] = None,
+) -> MigPlan:
     """Plan the re-layout of one GPU from its live GPU instances to ``desired_layout``.
 
     live_instances: ``[{"gi_id": 1, "profile": "3g.20gb", "start": 4,
@@ -422,30 +445,42 @@ def plan_changes(gpu_name: str, live_instances: Sequence[Mapping[str, Any]],
     steps: List[Dict[str, Any]] = []
     for entry in destroy:
         for ci in entry["compute_instances"]:
-            steps.append({"action": "destroy_ci", "gi_id": entry["gi_id"], "ci_id": _ci_id(ci),
-                          "profile": entry["profile"], "start": entry["start"]})
-        steps.append({"action": "destroy_gi", "gi_id": entry["gi_id"],
-                      "profile": entry["profile"], "start": entry["start"]})
+            steps.append(
+                {
+                    "action": "destroy_ci",
+                    "gi_id": entry["gi_id"],
+                    "ci_id": _ci_id(ci),
+                    "profile": entry["profile"],
+                    "start": entry["start"],
+                }
+            )
+        steps.append(
+            {"action": "destroy_gi", "gi_id": entry["gi_id"], "profile": entry["profile"], "start": entry["start"]}
+        )
     for entry in create:
-        steps.append({"action": "create_gi", "profile": entry["profile"],
-                      "start": entry["start"]})
-        steps.append({"action": "create_ci", "profile": entry["profile"],
-                      "start": entry["start"]})
+        steps.append({"action": "create_gi", "profile": entry["profile"], "start": entry["start"]})
+        steps.append({"action": "create_ci", "profile": entry["profile"], "start": entry["start"]})
     # A kept GPU instance without a compute instance is no usable MIG device yet.
     for entry in kept:
         if not entry["compute_instances"]:
-            steps.append({"action": "create_ci", "gi_id": entry["gi_id"],
-                          "profile": entry["profile"], "start": entry["start"]})
+            steps.append(
+                {"action": "create_ci", "gi_id": entry["gi_id"], "profile": entry["profile"], "start": entry["start"]}
+            )
 
     busy_destroyed = [_public(e) for e in destroy if e["busy"]]
     before = [_describe(e["profile"], e["start"]) for e in live]
-    after = sorted(
-        [(e["start"], e["profile"]) for e in kept] + [(c["start"], c["profile"]) for c in create])
+    after = sorted([(e["start"], e["profile"]) for e in kept] + [(c["start"], c["profile"]) for c in create])
     plan = MigPlan(
-        gpu_name=gpu_name, model=model.key,
-        keep=[_public(e) for e in kept], destroy=[_public(e) for e in destroy], create=create,
-        steps=steps, busy_destroyed=busy_destroyed, before=before,
-        after=[_describe(name, start) for start, name in after], summary="",
+        gpu_name=gpu_name,
+        model=model.key,
+        keep=[_public(e) for e in kept],
+        destroy=[_public(e) for e in destroy],
+        create=create,
+        steps=steps,
+        busy_destroyed=busy_destroyed,
+        before=before,
+        after=[_describe(name, start) for start, name in after],
+        summary="",
     )
     plan.summary = _summarize(plan)
     return plan
@@ -456,15 +491,24 @@ def _summarize(plan: MigPlan) -> str:
         return "%s: no change (%s)" % (plan.model, ", ".join(plan.before) or "no instances")
     parts = []
     if plan.keep:
-        parts.append("keep %d (%s)" % (len(plan.keep), ", ".join(
-            _describe(e["profile"], e["start"]) for e in plan.keep)))
+        parts.append(
+            "keep %d (%s)" % (len(plan.keep), ", ".join(_describe(e["profile"], e["start"]) for e in plan.keep))
+        )
     if plan.destroy:
-        parts.append("destroy %d (%s)" % (len(plan.destroy), ", ".join(
-            "%s gi %d%s" % (_describe(e["profile"], e["start"]), e["gi_id"],
-                            " BUSY" if e["busy"] else "") for e in plan.destroy)))
+        parts.append(
+            "destroy %d (%s)"
+            % (
+                len(plan.destroy),
+                ", ".join(
+                    "%s gi %d%s" % (_describe(e["profile"], e["start"]), e["gi_id"], " BUSY" if e["busy"] else "")
+                    for e in plan.destroy
+                ),
+            )
+        )
     if plan.create:
-        parts.append("create %d (%s)" % (len(plan.create), ", ".join(
-            _describe(c["profile"], c["start"]) for c in plan.create)))
+        parts.append(
+            "create %d (%s)" % (len(plan.create), ", ".join(_describe(c["profile"], c["start"]) for c in plan.create))
+        )
     missing_ci = [s for s in plan.steps if s["action"] == "create_ci" and "gi_id" in s]
     if missing_ci:
         parts.append("add compute instance to %d kept" % len(missing_ci))
@@ -500,8 +544,9 @@ class MigConfigEntry:
             return False
         if not self.device_filter:
             return True
-        return any(device == pci_device_id and (sub is None or sub == pci_subsystem_id)
-                   for device, sub in self.device_filter)
+        return any(
+            device == pci_device_id and (sub is None or sub == pci_subsystem_id) for device, sub in self.device_filter
+        )
 
 
 @dataclass(frozen=True)
@@ -517,8 +562,9 @@ class MigPartedConfig:
 def _unknown_keys(where: str, data: Mapping[str, Any], allowed: Sequence[str]) -> None:
     for key in data:
         if key not in allowed:
-            raise MigConfigError("%s%s: unknown key; allowed: %s"
-                                 % (where + "." if where else "", key, ", ".join(allowed)))
+            raise MigConfigError(
+                "%s%s: unknown key; allowed: %s" % (where + "." if where else "", key, ", ".join(allowed))
+            )
 
 
 def _parse_device_filter(where: str, value: Any) -> Tuple[Tuple[int, Optional[int]], ...]:
@@ -529,8 +575,9 @@ def _parse_device_filter(where: str, value: Any) -> Tuple[Tuple[int, Optional[in
     for i, item in enumerate(items):
         match = _DEVICE_FILTER.match(item) if isinstance(item, str) else None
         if match is None:
-            raise MigConfigError("%s[%d]: %r is not a PCI device id like 0x20B010DE "
-                                 "(optionally :0xSSSSssss)" % (where, i, item))
+            raise MigConfigError(
+                "%s[%d]: %r is not a PCI device id like 0x20B010DE (optionally :0xSSSSssss)" % (where, i, item)
+            )
         sub = match.group(3)
         result.append((int(match.group(1), 16), None if sub is None else int(sub, 16)))
     return tuple(result)
@@ -542,11 +589,9 @@ def _parse_devices(where: str, value: Any) -> Any:
     if isinstance(value, list) and value:
         for i, item in enumerate(value):
             if isinstance(item, bool) or not isinstance(item, int) or item < 0:
-                raise MigConfigError("%s[%d]: must be a GPU index (non-negative int), got %r"
-                                     % (where, i, item))
+                raise MigConfigError("%s[%d]: must be a GPU index (non-negative int), got %r" % (where, i, item))
         return tuple(value)
-    raise MigConfigError("%s: must be 'all' or a non-empty list of GPU indices, got %r"
-                         % (where, value))
+    raise MigConfigError("%s: must be 'all' or a non-empty list of GPU indices, got %r" % (where, value))
 
 
 def _parse_mig_devices(where: str, value: Any) -> Dict[str, int]:
@@ -557,11 +602,9 @@ def _parse_mig_devices(where: str, value: Any) -> Dict[str, int]:
     result = {}
     for name, count in value.items():
         if not isinstance(name, str) or not _PROFILE_NAME.match(name):
-            raise MigConfigError("%s.%s: not a MIG profile name like 1g.5gb or 1g.5gb+me"
-                                 % (where, name))
+            raise MigConfigError("%s.%s: not a MIG profile name like 1g.5gb or 1g.5gb+me" % (where, name))
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise MigConfigError("%s.%s: count must be a non-negative int, got %r"
-                                 % (where, name, count))
+            raise MigConfigError("%s.%s: count must be a non-negative int, got %r" % (where, name, count))
         result[name] = count
     return result
 
@@ -578,8 +621,7 @@ def _parse_entry(where: str, data: Any) -> MigConfigEntry:
     if not isinstance(enabled, bool):
         raise MigConfigError("%s.mig-enabled: must be true or false, got %r" % (where, enabled))
     if enabled and "mig-devices" not in data:
-        raise MigConfigError("%s.mig-devices: required when mig-enabled is true (may be {})"
-                             % where)
+        raise MigConfigError("%s.mig-devices: required when mig-enabled is true (may be {})" % where)
     mig_devices = _parse_mig_devices(where + ".mig-devices", data.get("mig-devices"))
     if not enabled and any(mig_devices.values()):
         raise MigConfigError("%s.mig-devices: must be empty when mig-enabled is false" % where)
@@ -587,9 +629,11 @@ def _parse_entry(where: str, data: Any) -> MigConfigEntry:
     if "device-filter" in data:
         device_filter = _parse_device_filter(where + ".device-filter", data["device-filter"])
     return MigConfigEntry(
-        path=where, device_filter=device_filter,
+        path=where,
+        device_filter=device_filter,
         devices=_parse_devices(where + ".devices", data["devices"]),
-        mig_enabled=enabled, mig_devices=mig_devices,
+        mig_enabled=enabled,
+        mig_devices=mig_devices,
     )
 
 
@@ -597,8 +641,7 @@ def parse_mig_parted_config(data: Any) -> MigPartedConfig:
     """Validate a mig-parted v1 config (a mapping, or its YAML text); errors name the path."""
     if isinstance(data, str):
         if yaml is None:
-            raise MigConfigError("config given as text, but PyYAML is not installed: "
-                                 "pass the parsed mapping instead")
+            raise MigConfigError("config given as text, but PyYAML is not installed: pass the parsed mapping instead")
         try:
             data = yaml.safe_load(data)
         except yaml.YAMLError as exc:
@@ -610,20 +653,17 @@ def parse_mig_parted_config(data: Any) -> MigPartedConfig:
         raise MigConfigError("version: must be v1, got %r" % (data.get("version"),))
     configs = data.get("mig-configs")
     if not isinstance(configs, Mapping) or not configs:
-        raise MigConfigError("mig-configs: required, a non-empty mapping of config name to "
-                             "a list of entries")
+        raise MigConfigError("mig-configs: required, a non-empty mapping of config name to a list of entries")
     parsed: Dict[str, Tuple[MigConfigEntry, ...]] = {}
     for name, entries in configs.items():
         where = "mig-configs.%s" % name
         if not isinstance(entries, list) or not entries:
             raise MigConfigError("%s: must be a non-empty list of entries" % where)
-        parsed[str(name)] = tuple(
-            _parse_entry("%s[%d]" % (where, i), entry) for i, entry in enumerate(entries))
+        parsed[str(name)] = tuple(_parse_entry("%s[%d]" % (where, i), entry) for i, entry in enumerate(entries))
     return MigPartedConfig(version="v1", configs=parsed)
 
 
-def resolve_mig_config(config: Any, config_name: str,
-                       gpus: Sequence[Mapping[str, Any]]) -> Dict[int, Dict[str, Any]]:
+def resolve_mig_config(config: Any, config_name: str, gpus: Sequence[Mapping[str, Any]]) -> Dict[int, Dict[str, Any]]:
     """Desired MIG state per GPU for one named config, following mig-parted's rules.
 
     gpus: ``[{"index": 0, "name": "NVIDIA A100-SXM4-40GB", "pci_device_id": 0x20B010DE,
@@ -639,8 +679,7 @@ def resolve_mig_config(config: Any, config_name: str,
     if not isinstance(config, MigPartedConfig):
         config = parse_mig_parted_config(config)
     if config_name not in config.configs:
-        raise MigConfigError("unknown MIG config %r; available: %s"
-                             % (config_name, ", ".join(config.names)))
+        raise MigConfigError("unknown MIG config %r; available: %s" % (config_name, ", ".join(config.names)))
     result: Dict[int, Dict[str, Any]] = {}
     for position, gpu in enumerate(gpus):
         where = "gpus[%d]" % position
@@ -653,7 +692,10 @@ def resolve_mig_config(config: Any, config_name: str,
             raise MigConfigError("%s: needs index and pci_device_id: %s" % (where, exc)) from exc
         mig_capable = bool(gpu.get("mig_capable", True))
         state: Dict[str, Any] = {
-            "status": "untouched", "mig_enabled": None, "layout": None, "entry": None,
+            "status": "untouched",
+            "mig_enabled": None,
+            "layout": None,
+            "entry": None,
             "reason": "no entry of %s matches this GPU" % config_name,
         }
         for entry in config.configs[config_name]:
@@ -661,16 +703,24 @@ def resolve_mig_config(config: Any, config_name: str,
                 continue
             if not mig_capable:
                 if entry.devices == "all" or not entry.mig_enabled:
-                    state = {"status": "skip", "mig_enabled": None, "layout": None,
-                             "entry": entry.path, "reason": "GPU cannot do MIG"}
+                    state = {
+                        "status": "skip",
+                        "mig_enabled": None,
+                        "layout": None,
+                        "entry": entry.path,
+                        "reason": "GPU cannot do MIG",
+                    }
                     continue
-                raise MigConfigError("%s: GPU %d (%s) cannot do MIG but is listed in devices "
-                                     "with mig-enabled true"
-                                     % (entry.path, index, gpu.get("name", "?")))
+                raise MigConfigError(
+                    "%s: GPU %d (%s) cannot do MIG but is listed in devices "
+                    "with mig-enabled true" % (entry.path, index, gpu.get("name", "?"))
+                )
             state = {
-                "status": "configure", "mig_enabled": entry.mig_enabled,
+                "status": "configure",
+                "mig_enabled": entry.mig_enabled,
                 "layout": dict(entry.mig_devices) if entry.mig_enabled else {},
-                "entry": entry.path, "reason": "matched %s" % entry.path,
+                "entry": entry.path,
+                "reason": "matched %s" % entry.path,
             }
         result[index] = state
     return result

@@ -27,13 +27,13 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 class MigProfile:
     """One GPU instance profile of one GPU model."""
 
-    name: str                     # e.g. "1g.5gb", "1g.5gb+me"
+    name: str  # e.g. "1g.5gb", "1g.5gb+me"
     gi_profile_id: Optional[int]  # as `nvidia-smi mig -lgip` shows it; None when never seen
-    compute_slices: int           # the "g" of the name
-    memory_slices: int            # placement size: consecutive memory slices occupied
+    compute_slices: int  # the "g" of the name
+    memory_slices: int  # placement size: consecutive memory slices occupied
     start_slots: Tuple[int, ...]  # allowed placement starts
-    max_count: int                # instances of this profile per GPU
-    media_extensions: bool        # "+me": at most one such instance per GPU
+    max_count: int  # instances of this profile per GPU
+    media_extensions: bool  # "+me": at most one such instance per GPU
     memory_gib: Optional[float] = None
     sm_count: Optional[int] = None
     inferred: bool = False
@@ -170,40 +170,52 @@ _INFERRED_SHAPES = {
 
 _EIGHT_SLICE_MODELS = (
     (
-        "A100-40GB", "A100 40GB (SXM4 and PCIe)",
+        "A100-40GB",
+        "A100 40GB (SXM4 and PCIe)",
         ("NVIDIA A100-SXM4-40GB", "NVIDIA A100-PCIE-40GB"),
         (0x20B010DE, 0x20B110DE, 0x20F110DE),
-        False, _A100_40GB,
+        False,
+        _A100_40GB,
     ),
     (
-        "A100-80GB", "A100 80GB (SXM4 and PCIe)",
+        "A100-80GB",
+        "A100 80GB (SXM4 and PCIe)",
         ("NVIDIA A100-SXM4-80GB", "NVIDIA A100 80GB PCIe"),
         (0x20B210DE, 0x20B510DE),
-        False, _A100_80GB,
+        False,
+        _A100_80GB,
     ),
     (
-        "H100-80GB", "H100 80GB (SXM5 HBM3 and PCIe)",
+        "H100-80GB",
+        "H100 80GB (SXM5 HBM3 and PCIe)",
         ("NVIDIA H100 80GB HBM3", "NVIDIA H100 PCIe"),
         (0x233010DE, 0x233110DE),
-        False, _H100_80GB,
+        False,
+        _H100_80GB,
     ),
     (
-        "H100-NVL", "H100 NVL 94GB",
+        "H100-NVL",
+        "H100 NVL 94GB",
         ("NVIDIA H100 NVL",),
         (0x232110DE,),
-        False, _H100_NVL,
+        False,
+        _H100_NVL,
     ),
     (
-        "H200-141GB", "H200 141GB (SXM and NVL)",
+        "H200-141GB",
+        "H200 141GB (SXM and NVL)",
         ("NVIDIA H200", "NVIDIA H200 NVL"),
         (0x233510DE, 0x233B10DE),
-        True, _H200_141GB,
+        True,
+        _H200_141GB,
     ),
     (
-        "B200", "B200",
+        "B200",
+        "B200",
         ("NVIDIA B200",),
         (0x290110DE,),
-        True, _B200,
+        True,
+        _B200,
     ),
 )
 
@@ -214,18 +226,33 @@ def _eight_slice_model(row):
     profiles = []
     for shape, (gi_id, compute, size, starts, max_count, media) in _EIGHT_SLICE_SHAPES.items():
         name, memory_gib, sms = names[shape]
-        profiles.append(MigProfile(
-            name=name, gi_profile_id=gi_id, compute_slices=compute, memory_slices=size,
-            start_slots=starts, max_count=max_count, media_extensions=media,
-            memory_gib=memory_gib, sm_count=sms, inferred=shape in inferred_shapes,
-        ))
+        profiles.append(
+            MigProfile(
+                name=name,
+                gi_profile_id=gi_id,
+                compute_slices=compute,
+                memory_slices=size,
+                start_slots=starts,
+                max_count=max_count,
+                media_extensions=media,
+                memory_gib=memory_gib,
+                sm_count=sms,
+                inferred=shape in inferred_shapes,
+            )
+        )
     notes = ("4g + 3g together needs driver R510 or newer",)
     if inferred:
         notes += ("not seen on hardware: confirm placements with nvidia-smi mig -lgipp",)
     return GpuModel(
-        key=key, description=description, memory_slices=8, compute_slices=7,
-        profiles=tuple(profiles), nvml_names=nvml_names, pci_device_ids=pci_ids,
-        inferred=inferred, notes=notes,
+        key=key,
+        description=description,
+        memory_slices=8,
+        compute_slices=7,
+        profiles=tuple(profiles),
+        nvml_names=nvml_names,
+        pci_device_ids=pci_ids,
+        inferred=inferred,
+        notes=notes,
     )
 
 
@@ -257,7 +284,7 @@ CATALOG: Tuple[GpuModel, ...] = (
 def normalize_gpu_name(name: str) -> str:
     """Compare NVML names without case, extra blanks or the "NVIDIA " prefix older drivers omit."""
     text = " ".join(str(name).split()).lower()
-    return text[len("nvidia "):] if text.startswith("nvidia ") else text
+    return text[len("nvidia ") :] if text.startswith("nvidia ") else text
 
 
 _BY_NAME = {normalize_gpu_name(n): m for m in CATALOG for n in m.nvml_names}
@@ -279,8 +306,7 @@ def parse_pci_device_id(value: Any) -> int:
     return int(match.group(2), 16)
 
 
-def find_model(gpu_name: Optional[str] = None,
-               pci_device_id: Any = None) -> Optional[GpuModel]:
+def find_model(gpu_name: Optional[str] = None, pci_device_id: Any = None) -> Optional[GpuModel]:
     """Catalog entry by PCI device id (preferred: names vary with driver versions) or NVML name."""
     if pci_device_id is not None:
         model = _BY_PCI_ID.get(parse_pci_device_id(pci_device_id))
@@ -312,8 +338,9 @@ def _as_int(value: Any, what: str) -> int:
     return value
 
 
-def model_from_nvml(gpu_name: str, profiles: Iterable[Mapping[str, Any]],
-                    pci_device_ids: Sequence[Any] = ()) -> GpuModel:
+def model_from_nvml(
+    gpu_name: str, profiles: Iterable[Mapping[str, Any]], pci_device_ids: Sequence[Any] = ()
+) -> GpuModel:
     """Build a catalog entry from what NVML reports for a GPU this catalog does not know.
 
     ``profiles``: one dict per GI profile the device supports, shaped like
@@ -330,12 +357,11 @@ def model_from_nvml(gpu_name: str, profiles: Iterable[Mapping[str, Any]],
         try:
             name = str(_field(info, "name")).strip()
             if name.startswith("MIG "):
-                name = name[len("MIG "):]
+                name = name[len("MIG ") :]
             gi_id = info.get("id")
             gi_id = None if gi_id is None else _as_int(gi_id, "id")
             compute = _as_int(_field(info, "sliceCount", "slice_count"), "sliceCount")
-            max_count = _as_int(_field(info, "instanceCount", "instance_count"),
-                                "instanceCount")
+            max_count = _as_int(_field(info, "instanceCount", "instance_count"), "instanceCount")
             placements = list(_field(info, "placements"))
             sms = info.get("multiprocessorCount", info.get("multiprocessor_count"))
             memory_mb = info.get("memorySizeMB", info.get("memory_size_mb"))
@@ -344,19 +370,23 @@ def model_from_nvml(gpu_name: str, profiles: Iterable[Mapping[str, Any]],
         if not name or compute < 1 or max_count < 1 or not placements:
             # The driver lists profiles it cannot create (0 instances): nothing to plan with.
             continue
-        starts = sorted({_as_int(_field(p, "start"), where + ".placements.start")
-                         for p in placements})
+        starts = sorted({_as_int(_field(p, "start"), where + ".placements.start") for p in placements})
         sizes = {_as_int(_field(p, "size"), where + ".placements.size") for p in placements}
         if len(sizes) != 1 or 0 in sizes:
-            raise ValueError("%s (%s): placements must share one positive size, got %s"
-                             % (where, name, sorted(sizes)))
-        built.append(MigProfile(
-            name=name, gi_profile_id=gi_id, compute_slices=compute,
-            memory_slices=sizes.pop(), start_slots=tuple(starts), max_count=max_count,
-            media_extensions="+me" in name,
-            memory_gib=None if memory_mb is None else round(float(memory_mb) / 1024, 2),
-            sm_count=None if sms is None else int(sms),
-        ))
+            raise ValueError("%s (%s): placements must share one positive size, got %s" % (where, name, sorted(sizes)))
+        built.append(
+            MigProfile(
+                name=name,
+                gi_profile_id=gi_id,
+                compute_slices=compute,
+                memory_slices=sizes.pop(),
+                start_slots=tuple(starts),
+                max_count=max_count,
+                media_extensions="+me" in name,
+                memory_gib=None if memory_mb is None else round(float(memory_mb) / 1024, 2),
+                sm_count=None if sms is None else int(sms),
+            )
+        )
     if not built:
         raise ValueError("no creatable MIG profile reported for %s" % gpu_name)
     names = [p.name for p in built]

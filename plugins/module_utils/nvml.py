@@ -73,8 +73,7 @@ GI_PROFILE_SUFFIX = {
 }
 
 INIT_REASONS = {
-    ERROR_LIBRARY_NOT_FOUND: "libnvidia-ml not found: the NVIDIA driver's user-space libraries "
-    "are not installed",
+    ERROR_LIBRARY_NOT_FOUND: "libnvidia-ml not found: the NVIDIA driver's user-space libraries are not installed",
     ERROR_DRIVER_NOT_LOADED: "NVIDIA kernel driver not loaded",
     ERROR_NO_PERMISSION: "no permission to open the NVIDIA device nodes (/dev/nvidia*)",
     ERROR_LIB_RM_VERSION_MISMATCH: "libnvidia-ml and the loaded kernel driver have different "
@@ -297,9 +296,7 @@ def read_telemetry(reader, handle, memory):
     temp = reader.call("temperature_c", "nvmlDeviceGetTemperature", handle, TEMPERATURE_GPU)
     if _ok(temp):
         record["temperature_c"] = int(temp)
-        threshold = reader.quiet(
-            "nvmlDeviceGetTemperatureThreshold", handle, TEMPERATURE_THRESHOLD_SLOWDOWN
-        )
+        threshold = reader.quiet("nvmlDeviceGetTemperatureThreshold", handle, TEMPERATURE_THRESHOLD_SLOWDOWN)
         if isinstance(threshold, int) and threshold > 0:
             record["slowdown_temperature_c"] = threshold
     power = {"draw_w": None, "limit_w": None}
@@ -316,48 +313,47 @@ def read_reliability(reader, handle):
     """ECC mode and counters, retired pages, remapped rows, persistence mode."""
     record = reader.record
     nvml = reader.nvml
-    ecc = {"enabled": None, "pending": None, "uncorrected_volatile": None,
-           "uncorrected_aggregate": None}
+    ecc = {"enabled": None, "pending": None, "uncorrected_volatile": None, "uncorrected_aggregate": None}
     mode = reader.call("ecc", "nvmlDeviceGetEccMode", handle)
     if _ok(mode):
         ecc["enabled"] = bool(mode[0])
         ecc["pending"] = bool(mode[1])
         if ecc["enabled"]:
             unc = _const(nvml, "NVML_MEMORY_ERROR_TYPE_UNCORRECTED", MEMORY_ERROR_TYPE_UNCORRECTED)
-            for key, counter in (("uncorrected_volatile", VOLATILE_ECC),
-                                 ("uncorrected_aggregate", AGGREGATE_ECC)):
-                count = reader.call("ecc." + key, "nvmlDeviceGetTotalEccErrors",
-                                    handle, unc, counter)
+            for key, counter in (("uncorrected_volatile", VOLATILE_ECC), ("uncorrected_aggregate", AGGREGATE_ECC)):
+                count = reader.call("ecc." + key, "nvmlDeviceGetTotalEccErrors", handle, unc, counter)
                 if _ok(count):
                     ecc[key] = int(count)
     record["ecc"] = ecc
 
     retired = {"supported": False, "single_bit": None, "double_bit": None, "pending": None}
-    single = reader.call("retired_pages", "nvmlDeviceGetRetiredPages", handle,
-                         PAGE_RETIREMENT_SINGLE_BIT)
+    single = reader.call("retired_pages", "nvmlDeviceGetRetiredPages", handle, PAGE_RETIREMENT_SINGLE_BIT)
     if single is not _UNSUPPORTED:
         retired["supported"] = _ok(single)
         if _ok(single):
             retired["single_bit"] = len(single)
-            double = reader.call("retired_pages", "nvmlDeviceGetRetiredPages", handle,
-                                 PAGE_RETIREMENT_DOUBLE_BIT)
+            double = reader.call("retired_pages", "nvmlDeviceGetRetiredPages", handle, PAGE_RETIREMENT_DOUBLE_BIT)
             if _ok(double):
                 retired["double_bit"] = len(double)
-            pending = reader.call("retired_pages", "nvmlDeviceGetRetiredPagesPendingStatus",
-                                  handle)
+            pending = reader.call("retired_pages", "nvmlDeviceGetRetiredPagesPendingStatus", handle)
             if _ok(pending):
                 retired["pending"] = bool(pending)
         else:
             retired["supported"] = None  # unknown: the read failed
     record["retired_pages"] = retired
 
-    remapped = {"supported": False, "correctable": None, "uncorrectable": None,
-                "pending": None, "failure": None}
+    remapped = {"supported": False, "correctable": None, "uncorrectable": None, "pending": None, "failure": None}
     rows = reader.call("remapped_rows", "nvmlDeviceGetRemappedRows", handle)
     if _ok(rows):
-        remapped.update({"supported": True, "correctable": int(rows[0]),
-                         "uncorrectable": int(rows[1]), "pending": bool(rows[2]),
-                         "failure": bool(rows[3])})
+        remapped.update(
+            {
+                "supported": True,
+                "correctable": int(rows[0]),
+                "uncorrectable": int(rows[1]),
+                "pending": bool(rows[2]),
+                "failure": bool(rows[3]),
+            }
+        )
     elif rows is _FAILED:
         remapped["supported"] = None
     record["remapped_rows"] = remapped
@@ -390,8 +386,7 @@ def read_nvlinks(reader, handle):
                 break  # past the last link, or no NVLink at all
             if code == ERROR_GPU_IS_LOST:
                 reader.record["lost"] = True
-            reader.record["errors"]["nvlinks_active"] = (
-                "nvmlDeviceGetNvLinkState: %s" % error_text(exc))
+            reader.record["errors"]["nvlinks_active"] = "nvmlDeviceGetNvLinkState: %s" % error_text(exc)
             return
         seen = True
         if state:
@@ -415,8 +410,7 @@ def read_mig(reader, handle, device_total_bytes, want_processes):
     """MIG mode, GPU/compute instances and MIG devices (with their processes)."""
     nvml = reader.nvml
     record = reader.record
-    mig = {"capable": False, "current": False, "pending": False,
-           "gpu_instances": [], "devices": []}
+    mig = {"capable": False, "current": False, "pending": False, "gpu_instances": [], "devices": []}
     record["mig"] = mig
     mode = reader.call("mig", "nvmlDeviceGetMigMode", handle)
     if mode is _UNSUPPORTED:
@@ -435,22 +429,26 @@ def read_mig(reader, handle, device_total_bytes, want_processes):
     gi_type = getattr(nvml, "c_nvmlGpuInstance_t", None)
     ci_type = getattr(nvml, "c_nvmlComputeInstance_t", None)
     profiles = {}
-    for index in range(_const(nvml, "NVML_GPU_INSTANCE_PROFILE_COUNT",
-                              GPU_INSTANCE_PROFILE_COUNT_DEFAULT)):
+    for index in range(_const(nvml, "NVML_GPU_INSTANCE_PROFILE_COUNT", GPU_INSTANCE_PROFILE_COUNT_DEFAULT)):
         info = reader.quiet("nvmlDeviceGetGpuInstanceProfileInfo", handle, index)
         if info is None:
             continue
         profiles[info.id] = (gi_profile_name(index, info, device_total_bytes), info)
-    ci_count = _const(nvml, "NVML_COMPUTE_INSTANCE_PROFILE_COUNT",
-                      COMPUTE_INSTANCE_PROFILE_COUNT_DEFAULT)
-    engine = _const(nvml, "NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED",
-                    COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED)
+    ci_count = _const(nvml, "NVML_COMPUTE_INSTANCE_PROFILE_COUNT", COMPUTE_INSTANCE_PROFILE_COUNT_DEFAULT)
+    engine = _const(nvml, "NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED", COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED)
     instances = []
     if gi_type is not None:
         for profile_id in sorted(profiles):
             gi_name, gi_info = profiles[profile_id]
-            for gi in _enumerate(reader, "mig.gpu_instances", "nvmlDeviceGetGpuInstances",
-                                 handle, profile_id, gi_info.instanceCount, gi_type):
+            for gi in _enumerate(
+                reader,
+                "mig.gpu_instances",
+                "nvmlDeviceGetGpuInstances",
+                handle,
+                profile_id,
+                gi_info.instanceCount,
+                gi_type,
+            ):
                 info = reader.call("mig.gpu_instances", "nvmlGpuInstanceGetInfo", gi)
                 if not _ok(info):
                     continue
@@ -458,13 +456,13 @@ def read_mig(reader, handle, device_total_bytes, want_processes):
                     "id": int(info.id),
                     "profile_id": int(info.profileId),
                     "profile": gi_name,
-                    "placement": {"start": int(info.placement.start),
-                                  "size": int(info.placement.size)},
+                    "placement": {"start": int(info.placement.start), "size": int(info.placement.size)},
                     "compute_instances": [],
                 }
                 if ci_type is not None:
                     entry["compute_instances"] = _read_compute_instances(
-                        reader, gi, ci_count, engine, ci_type, gi_info.sliceCount, gi_name)
+                        reader, gi, ci_count, engine, ci_type, gi_info.sliceCount, gi_name
+                    )
                 instances.append(entry)
     else:
         record["errors"]["mig.gpu_instances"] = "c_nvmlGpuInstance_t: not in bindings"
@@ -482,13 +480,18 @@ def _read_compute_instances(reader, gi, ci_count, engine, ci_type, gi_slices, gi
             continue
         seen.add(info.id)
         name = ci_profile_name(info, gi_slices, gi_name)
-        for ci in _enumerate(reader, "mig.compute_instances",
-                             "nvmlGpuInstanceGetComputeInstances", gi, info.id,
-                             info.instanceCount, ci_type):
+        for ci in _enumerate(
+            reader,
+            "mig.compute_instances",
+            "nvmlGpuInstanceGetComputeInstances",
+            gi,
+            info.id,
+            info.instanceCount,
+            ci_type,
+        ):
             ci_info = reader.call("mig.compute_instances", "nvmlComputeInstanceGetInfo", ci)
             if _ok(ci_info):
-                result.append({"id": int(ci_info.id), "profile_id": int(ci_info.profileId),
-                               "profile": name})
+                result.append({"id": int(ci_info.id), "profile_id": int(ci_info.profileId), "profile": name})
     result.sort(key=lambda item: item["id"])
     return result
 
@@ -503,8 +506,7 @@ def _read_mig_devices(reader, handle, mig, want_processes):
         mig_handle = reader.quiet("nvmlDeviceGetMigDeviceHandleByIndex", handle, index)
         if mig_handle is None:
             continue  # NOT_FOUND: empty slot
-        device = {"uuid": None, "gpu_instance_id": None, "compute_instance_id": None,
-                  "memory_total_mib": None}
+        device = {"uuid": None, "gpu_instance_id": None, "compute_instance_id": None, "memory_total_mib": None}
         uuid = reader.call("mig.devices", "nvmlDeviceGetUUID", mig_handle)
         if _ok(uuid):
             device["uuid"] = text(uuid)
@@ -519,8 +521,7 @@ def _read_mig_devices(reader, handle, mig, want_processes):
             device["memory_total_mib"] = int(memory.total) // MIB
         mig["devices"].append(device)
         handles.append(mig_handle)
-    mig["devices"].sort(key=lambda item: (item["gpu_instance_id"] or 0,
-                                          item["compute_instance_id"] or 0))
+    mig["devices"].sort(key=lambda item: (item["gpu_instance_id"] or 0, item["compute_instance_id"] or 0))
     return handles
 
 
@@ -530,8 +531,7 @@ def read_processes(reader, handles):
     used = 0
     failed = False
     for handle in handles:
-        for func_name in ("nvmlDeviceGetComputeRunningProcesses",
-                          "nvmlDeviceGetGraphicsRunningProcesses"):
+        for func_name in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
             procs = reader.call("processes", func_name, handle)
             if procs is _UNSUPPORTED:
                 continue
@@ -594,8 +594,14 @@ def collect_nvml(want, nvml=None):
 
     Returns {available, reason, driver_version, cuda_driver_version, nvml_version, gpus}.
     """
-    result = {"available": False, "reason": None, "driver_version": None,
-              "cuda_driver_version": None, "nvml_version": None, "gpus": []}
+    result = {
+        "available": False,
+        "reason": None,
+        "driver_version": None,
+        "cuda_driver_version": None,
+        "nvml_version": None,
+        "gpus": [],
+    }
     if nvml is None:
         nvml, reason = load_bindings()
         if nvml is None:
@@ -608,9 +614,11 @@ def collect_nvml(want, nvml=None):
         return result
     try:
         result["available"] = True
-        for key, func_name in (("driver_version", "nvmlSystemGetDriverVersion"),
-                               ("cuda_driver_version", "nvmlSystemGetCudaDriverVersion"),
-                               ("nvml_version", "nvmlSystemGetNVMLVersion")):
+        for key, func_name in (
+            ("driver_version", "nvmlSystemGetDriverVersion"),
+            ("cuda_driver_version", "nvmlSystemGetCudaDriverVersion"),
+            ("nvml_version", "nvmlSystemGetNVMLVersion"),
+        ):
             try:
                 value = getattr(nvml, func_name)()
             except Exception:

@@ -25,6 +25,7 @@ KIND_NVSWITCH = "nvswitch"
 
 # ---------------------------------------------------------------- pure helpers
 
+
 def normalize_bus_id(bus_id):
     """Canonical PCI address: 4-hex-digit (at least) domain, lower case.
 
@@ -109,6 +110,7 @@ def link_basename(target):
 
 
 # ---------------------------------------------------------------- sysfs reader
+
 
 def _read(path):
     try:

@@ -85,7 +85,7 @@ def _display_name(raw):
     start = raw.find("[")
     end = raw.rfind("]")
     if start != -1 and end > start:
-        inner = raw[start + 1:end].strip()
+        inner = raw[start + 1 : end].strip()
         if inner:
             return inner
     return raw

@@ -31,8 +31,13 @@ def _host_entry(name, groups, gpu_facts):
             "mig_enabled": 0,
             "nvswitch_count": 0,
             "nvml_reason": None,
-            "problems": [{"gpu": None, "status": "unknown",
-                          "reasons": ["no gpu facts: the probe failed or the host was unreachable"]}],
+            "problems": [
+                {
+                    "gpu": None,
+                    "status": "unknown",
+                    "reasons": ["no gpu facts: the probe failed or the host was unreachable"],
+                }
+            ],
         }
     summary = gpu_facts.get("summary") or {}
     driver = gpu_facts.get("driver") or {}
@@ -43,13 +48,15 @@ def _host_entry(name, groups, gpu_facts):
         # PCI-only hosts are 'unknown' by construction; the host line already says why.
         if status in ("healthy",) or (status == "unknown" and gpu_facts.get("source") == "pci"):
             continue
-        problems.append({
-            "gpu": gpu.get("index"),
-            "pci_bus_id": (gpu.get("pci") or {}).get("bus_id"),
-            "name": gpu.get("name"),
-            "status": status,
-            "reasons": list(health.get("reasons") or []),
-        })
+        problems.append(
+            {
+                "gpu": gpu.get("index"),
+                "pci_bus_id": (gpu.get("pci") or {}).get("bus_id"),
+                "name": gpu.get("name"),
+                "status": status,
+                "reasons": list(health.get("reasons") or []),
+            }
+        )
     return {
         "name": name,
         "groups": sorted(groups),
@@ -111,8 +118,7 @@ def _driver_cell(entry):
 def _models_cell(entry):
     if not entry["models"]:
         return "-"
-    return ", ".join("%dx %s" % (count, model.replace("NVIDIA ", ""))
-                     for model, count in entry["models"].items())
+    return ", ".join("%dx %s" % (count, model.replace("NVIDIA ", "")) for model, count in entry["models"].items())
 
 
 def _gpu_label(problem):
@@ -134,35 +140,48 @@ def render_fleet_table(report):
         health = entry["health"]
         healthy = "%d/%d" % (health["healthy"], entry["gpu_count"]) if entry["gpu_count"] else "-"
         mig = "%d/%d" % (entry["mig_enabled"], entry["mig_capable"]) if entry["mig_capable"] else "-"
-        rows.append((
-            entry["name"],
-            entry["source"] or "-",
-            _driver_cell(entry).strip(),
-            str(entry["gpu_count"]),
-            _models_cell(entry),
-            "%.0f" % (entry["memory_total_mib"] / 1024.0),
-            healthy,
-            mig,
-        ))
+        rows.append(
+            (
+                entry["name"],
+                entry["source"] or "-",
+                _driver_cell(entry).strip(),
+                str(entry["gpu_count"]),
+                _models_cell(entry),
+                "%.0f" % (entry["memory_total_mib"] / 1024.0),
+                healthy,
+                mig,
+            )
+        )
     widths = [max(len(str(row[i])) for row in [header] + rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
-             for row in [header] + rows]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header] + rows]
     totals = report["totals"]
     lines.append("")
     lines.append(
         "%d hosts (%d with GPUs), %d GPUs, %.0f GiB GPU memory: %d healthy, %d degraded, "
         "%d unhealthy, %d unknown; MIG enabled on %d of %d capable GPUs."
-        % (totals["hosts"], totals["hosts_with_gpus"], totals["gpus"],
-           totals["memory_total_mib"] / 1024.0, totals["healthy"], totals["degraded"],
-           totals["unhealthy"], totals["unknown"], totals["mig_enabled"], totals["mig_capable"]))
+        % (
+            totals["hosts"],
+            totals["hosts_with_gpus"],
+            totals["gpus"],
+            totals["memory_total_mib"] / 1024.0,
+            totals["healthy"],
+            totals["degraded"],
+            totals["unhealthy"],
+            totals["unknown"],
+            totals["mig_enabled"],
+            totals["mig_capable"],
+        )
+    )
     notes = []
     for entry in report["hosts"]:
         if entry["probed"] and entry["source"] == "pci" and entry["gpu_count"]:
             notes.append("%s: PCI only (%s)" % (entry["name"], entry["nvml_reason"] or "NVML unavailable"))
         for problem in entry["problems"]:
             where = _gpu_label(problem)
-            notes.append("%s %s: %s: %s" % (entry["name"], where, problem["status"],
-                                             "; ".join(problem["reasons"]) or "no reason given"))
+            notes.append(
+                "%s %s: %s: %s"
+                % (entry["name"], where, problem["status"], "; ".join(problem["reasons"]) or "no reason given")
+            )
     if notes:
         lines.append("")
         lines.append("Problems and notes:")

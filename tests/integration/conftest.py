@@ -39,22 +39,37 @@ class PlaybookRun:
             match = RECAP_LINE.match(line) if in_recap else None
             if match:
                 host, ok, changed, unreachable, failed = match.groups()
-                recap[host] = {"ok": int(ok), "changed": int(changed),
-                               "unreachable": int(unreachable), "failed": int(failed)}
+                recap[host] = {
+                    "ok": int(ok),
+                    "changed": int(changed),
+                    "unreachable": int(unreachable),
+                    "failed": int(failed),
+                }
         return recap
 
     def __repr__(self):  # shown by pytest when an assertion on a run fails
         return f"<rc={self.rc}\n{self.stdout[-6000:]}\n{self.stderr[-3000:]}>"
 
 
-def run_playbook(playbook: Path, *args: str, env: dict | None = None,
-                 inventory: Path = SANDBOX_INVENTORY) -> PlaybookRun:
-    full_env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1",
-                    ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+def run_playbook(
+    playbook: Path, *args: str, env: dict | None = None, inventory: Path = SANDBOX_INVENTORY
+) -> PlaybookRun:
+    full_env = dict(
+        os.environ,
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_STDOUT_CALLBACK="default",
+        ANSIBLE_CALLBACK_RESULT_FORMAT="json",
+    )
     full_env.update(env or {})
     proc = subprocess.run(
         [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(playbook), *args],
-        cwd=REPO_ROOT, env=full_env, capture_output=True, text=True, timeout=600,
+        cwd=REPO_ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,  # callers assert on rc with the output in the message
     )
     return PlaybookRun(proc)
 

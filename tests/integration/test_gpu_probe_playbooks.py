@@ -14,16 +14,16 @@ PROBE = REPO_ROOT / "tests" / "integration" / "playbooks" / "probe.yml"
 def probe(sandbox, target, tmp_path, *extra):
     out = tmp_path / "facts"
     out.mkdir(exist_ok=True)
-    run = run_playbook(PROBE, "-e", f"target={target}", "-e", f"out_dir={out}", *extra,
-                       env=sandbox["env"])
+    run = run_playbook(PROBE, "-e", f"target={target}", "-e", f"out_dir={out}", *extra, env=sandbox["env"])
     return run, out
 
 
 def test_injected_fault_stays_on_its_gpu_and_field(sandbox, tmp_path):
     host = "gpu-h100-01"
     state = sandbox["dir"] / "hosts" / host / "nvml-state.json"
-    fleet_up.sim("inject", "--state", str(state), "--gpu", "2",
-                 "--call", "nvmlDeviceGetTemperature", "--error", "NO_PERMISSION")
+    fleet_up.sim(
+        "inject", "--state", str(state), "--gpu", "2", "--call", "nvmlDeviceGetTemperature", "--error", "NO_PERMISSION"
+    )
     run, out = probe(sandbox, host, tmp_path)
     assert run.rc == 0, run
     facts = json.loads((out / f"{host}.json").read_text())
@@ -51,9 +51,15 @@ def test_without_nvidia_ml_py_the_probe_is_pci_only(sandbox, tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
     host = "gpu-a100-01"
     host_root = sandbox["dir"] / "hosts" / host / "root"
-    run, out = probe(sandbox, host, tmp_path,
-                     "-e", f"ansible_python_interpreter={bare / 'bin' / 'python'}",
-                     "-e", json.dumps({"gpuops_environment": {"GPUOPS_HOST_ROOT": str(host_root)}}))
+    run, out = probe(
+        sandbox,
+        host,
+        tmp_path,
+        "-e",
+        f"ansible_python_interpreter={bare / 'bin' / 'python'}",
+        "-e",
+        json.dumps({"gpuops_environment": {"GPUOPS_HOST_ROOT": str(host_root)}}),
+    )
     assert run.rc == 0, run
     gpu = json.loads((out / f"{host}.json").read_text())["gpu"]
     fixture = load_fixture(sandbox["fixtures"][host])
@@ -62,8 +68,7 @@ def test_without_nvidia_ml_py_the_probe_is_pci_only(sandbox, tmp_path):
     assert gpu["driver"]["nvml"]["available"] is False
     assert "nvidia-ml-py" in gpu["driver"]["nvml"]["reason"]
     assert "nvml" not in gpu["collected"]
-    assert sorted(g["pci"]["bus_id"] for g in gpu["gpus"]) == \
-        sorted(g["bus_id"] for g in fixture["gpus"])
+    assert sorted(g["pci"]["bus_id"] for g in gpu["gpus"]) == sorted(g["bus_id"] for g in fixture["gpus"])
     assert all(g["health"]["status"] == "unknown" for g in gpu["gpus"])
 
 
@@ -92,16 +97,14 @@ def test_mig_layout_and_processes_match_the_fixture(sandbox, tmp_path):
     facts = json.loads((out / f"{host}.json").read_text())["gpu"]
     fixture = load_fixture(sandbox["fixtures"][host])
     by_bus = {gpu["pci"]["bus_id"]: gpu for gpu in facts["gpus"]}
-    assert facts["summary"]["mig_enabled"] == sum(
-        1 for gpu in fixture["gpus"] if (gpu.get("mig") or {}).get("current"))
+    assert facts["summary"]["mig_enabled"] == sum(1 for gpu in fixture["gpus"] if (gpu.get("mig") or {}).get("current"))
     for want in fixture["gpus"]:
         got = by_bus[want["bus_id"]]
         mig_on = bool((want.get("mig") or {}).get("current"))
         assert got["mig"]["current"] is mig_on, want["bus_id"]
         instances = got["mig"]["gpu_instances"]
         wanted = want.get("mig_devices") or [] if mig_on else []
-        assert sorted(gi["profile"] for gi in instances) == \
-            sorted(d["profile"] for d in wanted), want["bus_id"]
+        assert sorted(gi["profile"] for gi in instances) == sorted(d["profile"] for d in wanted), want["bus_id"]
         # Explicit placements in the fixture are where NVML reports the instances.
         placed = sorted((d["profile"], d["placement"]) for d in wanted if "placement" in d)
         reported = sorted((gi["profile"], gi["placement"]["start"]) for gi in instances)
@@ -109,5 +112,4 @@ def test_mig_layout_and_processes_match_the_fixture(sandbox, tmp_path):
         assert len(got["mig"]["devices"]) == len(wanted)
         assert all(dev["uuid"].startswith("MIG-") for dev in got["mig"]["devices"])
         assert got["processes"]["count"] == len(want.get("processes") or []), want["bus_id"]
-        assert got["processes"]["used_memory_mib"] == sum(
-            p["used_memory_mib"] for p in want.get("processes") or [])
+        assert got["processes"]["used_memory_mib"] == sum(p["used_memory_mib"] for p in want.get("processes") or [])

@@ -13,8 +13,7 @@ import yaml
 from conftest import REPO_ROOT, load_fixture, run_playbook
 
 SITE = REPO_ROOT / "playbooks" / "site.yml"
-GPU_MODELS = yaml.safe_load(
-    (REPO_ROOT / "sandbox" / "python" / "gpuops_sim" / "data" / "gpu_models.yml").read_text())
+GPU_MODELS = yaml.safe_load((REPO_ROOT / "sandbox" / "python" / "gpuops_sim" / "data" / "gpu_models.yml").read_text())
 
 
 def expected_host(fixture_name: str) -> dict:
@@ -27,11 +26,16 @@ def expected_host(fixture_name: str) -> dict:
         source = "nvml"
     else:
         source = "pci"
-    lost = sum(1 for gpu in gpus
-               if any(f.get("error") == "GPU_IS_LOST" for f in gpu.get("faults") or []))
+    lost = sum(1 for gpu in gpus if any(f.get("error") == "GPU_IS_LOST" for f in gpu.get("faults") or []))
     models = Counter(GPU_MODELS[gpu["model"]]["nvml_name"] for gpu in gpus)
-    return {"count": len(gpus), "source": source, "lost": lost, "models": dict(models),
-            "driver_state": driver_state, "nvswitches": len(fixture.get("nvswitches") or [])}
+    return {
+        "count": len(gpus),
+        "source": source,
+        "lost": lost,
+        "models": dict(models),
+        "driver_state": driver_state,
+        "nvswitches": len(fixture.get("nvswitches") or []),
+    }
 
 
 def test_site_probes_every_host_and_writes_the_report(sandbox):
@@ -54,14 +58,12 @@ def test_site_probes_every_host_and_writes_the_report(sandbox):
         if want["source"] == "nvml":
             assert got["models"] == want["models"], host
             assert got["health"]["unhealthy"] == want["lost"], host
-            assert got["health"]["healthy"] + got["health"]["degraded"] == \
-                want["count"] - want["lost"], host
+            assert got["health"]["healthy"] + got["health"]["degraded"] == want["count"] - want["lost"], host
         if want["source"] == "pci":
             assert got["health"]["unknown"] == want["count"], host
             assert got["nvml_reason"], host
 
-    assert report["totals"]["gpus"] == sum(
-        expected_host(f)["count"] for f in sandbox["fixtures"].values())
+    assert report["totals"]["gpus"] == sum(expected_host(f)["count"] for f in sandbox["fixtures"].values())
     table = (sandbox["reports"] / "fleet.txt").read_text()
     for host in sandbox["fixtures"]:
         assert host in table
@@ -69,8 +71,9 @@ def test_site_probes_every_host_and_writes_the_report(sandbox):
     lost_hosts = [h for h, f in sandbox["fixtures"].items() if expected_host(f)["lost"]]
     assert lost_hosts
     for host in lost_hosts:
-        assert any(line.strip().startswith("- %s GPU" % host) and "unhealthy" in line
-                   for line in table.splitlines()), table
+        assert any(line.strip().startswith("- %s GPU" % host) and "unhealthy" in line for line in table.splitlines()), (
+            table
+        )
 
 
 def test_second_run_changes_nothing(sandbox):
@@ -82,8 +85,7 @@ def test_second_run_changes_nothing(sandbox):
 
     second = run_playbook(SITE, env=sandbox["env"])
     assert second.rc == 0, second
-    assert {host: r["changed"] for host, r in second.recap.items()} == \
-        {host: 0 for host in second.recap}, second
+    assert {host: r["changed"] for host, r in second.recap.items()} == {host: 0 for host in second.recap}, second
     assert report_file.stat().st_mtime_ns == mtime
 
 

@@ -69,12 +69,13 @@ class NVMLError(Exception):
 
     def __new__(cls, *args):
         value = args[0] if args else None
+        target = cls
         if cls is NVMLError:
-            cls = NVMLError._valClassMapping.get(value, NVMLError)
+            target = NVMLError._valClassMapping.get(value, NVMLError)
         else:
             # Like nvidia-ml-py, a subclass ignores its arguments and carries its own code.
             value = cls._code
-        obj = Exception.__new__(cls)
+        obj = Exception.__new__(target)
         obj.value = value
         return obj
 

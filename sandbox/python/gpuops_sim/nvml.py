@@ -17,15 +17,15 @@ from gpuops_sim import constants as _c
 from gpuops_sim import fixture as _fixture
 from gpuops_sim import mig as _mig
 from gpuops_sim import state as _state
-from gpuops_sim.constants import *  # noqa: F401,F403 - re-exported API constants
-from gpuops_sim.errors import (  # noqa: F401 - re-exported API
+from gpuops_sim.constants import *  # noqa: F401,F403  # pylint: disable=wildcard-import,unused-wildcard-import
+from gpuops_sim.errors import (  # noqa: F401  # pylint: disable=unused-import
     ERROR_CLASSES,
     NVMLError,
     _Library,
     library_error_string,
     nvmlExceptionClass,
 )
-from gpuops_sim.structs import (  # noqa: F401 - re-exported API
+from gpuops_sim.structs import (  # noqa: F401  # pylint: disable=unused-import
     c_nvmlComputeInstance_t,
     c_nvmlComputeInstanceInfo_t,
     c_nvmlComputeInstancePlacement_t,

@@ -13,7 +13,7 @@ class _PrintableStructure(Structure):
     """Structure whose str() lists its fields."""
 
     def __str__(self):
-        parts = ("%s: %s" % (name, getattr(self, name)) for name, _ in self._fields_)
+        parts = ("%s: %s" % (name, getattr(self, name)) for name, _unused in self._fields_)
         return "%s(%s)" % (type(self).__name__, ", ".join(parts))
 
 
@@ -178,7 +178,7 @@ class nvmlFriendlyObject:
 def nvmlStructToFriendlyObject(struct):
     """Copy a ctypes structure into an nvmlFriendlyObject, decoding bytes fields."""
     values = {}
-    for name, _ in struct._fields_:
+    for name, _unused in struct._fields_:
         value = getattr(struct, name)
         values[name] = value.decode() if isinstance(value, bytes) else value
     return nvmlFriendlyObject(values)

@@ -49,14 +49,13 @@ def slices(geometry, name, start):
 
 
 def all_placements(geometry, memory_slices):
-    return [(name, start) for name, row in geometry.items() for start in row[2]
-            if start + row[1] <= memory_slices]
+    return [(name, start) for name, row in geometry.items() for start in row[2] if start + row[1] <= memory_slices]
 
 
 def placement_set_ok(geometry, memory_slices, compute_slices, placements):
     """Every rule of the reference, checked directly on a set of explicit placements."""
     used = set()
-    counts = Counter(name for name, _ in placements)
+    counts = Counter(name for name, _unused in placements)
     for name, start in placements:
         if name not in geometry or start not in geometry[name][2]:
             return False
@@ -68,7 +67,7 @@ def placement_set_ok(geometry, memory_slices, compute_slices, placements):
         return False
     if sum(c for name, c in counts.items() if geometry[name][4]) > 1:
         return False
-    return sum(geometry[name][0] for name, _ in placements) <= compute_slices
+    return sum(geometry[name][0] for name, _unused in placements) <= compute_slices
 
 
 def enumerate_valid_layouts(gpu_name):
@@ -80,7 +79,7 @@ def enumerate_valid_layouts(gpu_name):
     def walk(index, chosen, used):
         if index == len(candidates):
             if placement_set_ok(geometry, memory_slices, compute_slices, chosen):
-                layouts.add(frozenset(Counter(name for name, _ in chosen).items()))
+                layouts.add(frozenset(Counter(name for name, _unused in chosen).items()))
             return
         walk(index + 1, chosen, used)
         name, start = candidates[index]
@@ -124,7 +123,7 @@ def valid_keep_sets(gpu_name, live, desired):
                 continue
             rest = Counter(desired)
             rest.subtract(kept)
-            todo = [name for name, count in rest.items() for _ in range(count)]
+            todo = [name for name, count in rest.items() for _unused in range(count)]
             placements = [(live[i]["profile"], live[i]["start"]) for i in subset]
             if fits_around(gpu_name, placements, todo):
                 result.append(subset)

@@ -8,13 +8,10 @@ import pytest
 import yaml
 from ansible_collections.gpuops.cluster.plugins.module_utils import mig
 
-SHIPPED = (Path(__file__).resolve().parents[4] / "shared" / "reference"
-           / "gpu-operator-default-mig-parted-config.yaml")
+SHIPPED = Path(__file__).resolve().parents[4] / "shared" / "reference" / "gpu-operator-default-mig-parted-config.yaml"
 
-A100_GPUS = [{"index": i, "name": "NVIDIA A100-SXM4-40GB", "pci_device_id": 0x20B010DE}
-             for i in range(8)]
-H100_GPUS = [{"index": i, "name": "NVIDIA H100 80GB HBM3", "pci_device_id": "0x233010DE"}
-             for i in range(8)]
+A100_GPUS = [{"index": i, "name": "NVIDIA A100-SXM4-40GB", "pci_device_id": 0x20B010DE} for i in range(8)]
+H100_GPUS = [{"index": i, "name": "NVIDIA H100 80GB HBM3", "pci_device_id": "0x233010DE"} for i in range(8)]
 
 
 def _config(entries, name="all-balanced", **top):
@@ -23,45 +20,70 @@ def _config(entries, name="all-balanced", **top):
     return data
 
 
-BALANCED = {"device-filter": ["0x20B010DE"], "devices": "all", "mig-enabled": True,
-            "mig-devices": {"1g.5gb": 2, "2g.10gb": 1, "3g.20gb": 1}}
+BALANCED = {
+    "device-filter": ["0x20B010DE"],
+    "devices": "all",
+    "mig-enabled": True,
+    "mig-devices": {"1g.5gb": 2, "2g.10gb": 1, "3g.20gb": 1},
+}
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    (_config([dict(BALANCED, **{"mig-devcies": {}})]),
-     "^mig-configs.all-balanced\\[0\\].mig-devcies: unknown key; allowed: device-filter, "
-     "devices, mig-enabled, mig-devices$"),
-    (_config([BALANCED], extras=1), "^extras: unknown key; allowed: version, mig-configs$"),
-    (_config([BALANCED], version="v2"), "^version: must be v1, got 'v2'$"),
-    ({"version": "v1"}, "^mig-configs: required"),
-    ({"version": "v1", "mig-configs": {}}, "^mig-configs: required"),
-    (_config([]), "^mig-configs.all-balanced: must be a non-empty list"),
-    (_config(["x"]), "^mig-configs.all-balanced\\[0\\]: must be a mapping"),
-    (_config([{"mig-enabled": True, "mig-devices": {}}]),
-     "^mig-configs.all-balanced\\[0\\].devices: required"),
-    (_config([{"devices": "all", "mig-devices": {}}]),
-     "^mig-configs.all-balanced\\[0\\].mig-enabled: required"),
-    (_config([{"devices": "all", "mig-enabled": "yes"}]),
-     "^mig-configs.all-balanced\\[0\\].mig-enabled: must be true or false"),
-    (_config([{"devices": "all", "mig-enabled": True}]),
-     "^mig-configs.all-balanced\\[0\\].mig-devices: required when mig-enabled is true"),
-    (_config([{"devices": "all", "mig-enabled": False, "mig-devices": {"1g.5gb": 1}}]),
-     "^mig-configs.all-balanced\\[0\\].mig-devices: must be empty when mig-enabled is false"),
-    (_config([BALANCED, dict(BALANCED, devices="some")]),
-     "^mig-configs.all-balanced\\[1\\].devices: must be 'all' or a non-empty list"),
-    (_config([dict(BALANCED, devices=[0, -1])]),
-     "^mig-configs.all-balanced\\[0\\].devices\\[1\\]: must be a GPU index"),
-    (_config([dict(BALANCED, **{"device-filter": ["0x20B010DE", "A100"]})]),
-     "^mig-configs.all-balanced\\[0\\].device-filter\\[1\\]: 'A100' is not a PCI device id"),
-    (_config([dict(BALANCED, **{"device-filter": 42})]),
-     "^mig-configs.all-balanced\\[0\\].device-filter: must be a PCI device id string"),
-    (_config([dict(BALANCED, **{"mig-devices": {"big": 1}})]),
-     "^mig-configs.all-balanced\\[0\\].mig-devices.big: not a MIG profile name"),
-    (_config([dict(BALANCED, **{"mig-devices": {"1g.5gb": -2}})]),
-     "^mig-configs.all-balanced\\[0\\].mig-devices.1g.5gb: count must be a non-negative int"),
-    ("version: v1\nmig-configs: [", "^config is not valid YAML"),
-    ([], "^config must be a mapping"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            _config([dict(BALANCED, **{"mig-devcies": {}})]),
+            "^mig-configs.all-balanced\\[0\\].mig-devcies: unknown key; allowed: device-filter, "
+            "devices, mig-enabled, mig-devices$",
+        ),
+        (_config([BALANCED], extras=1), "^extras: unknown key; allowed: version, mig-configs$"),
+        (_config([BALANCED], version="v2"), "^version: must be v1, got 'v2'$"),
+        ({"version": "v1"}, "^mig-configs: required"),
+        ({"version": "v1", "mig-configs": {}}, "^mig-configs: required"),
+        (_config([]), "^mig-configs.all-balanced: must be a non-empty list"),
+        (_config(["x"]), "^mig-configs.all-balanced\\[0\\]: must be a mapping"),
+        (_config([{"mig-enabled": True, "mig-devices": {}}]), "^mig-configs.all-balanced\\[0\\].devices: required"),
+        (_config([{"devices": "all", "mig-devices": {}}]), "^mig-configs.all-balanced\\[0\\].mig-enabled: required"),
+        (
+            _config([{"devices": "all", "mig-enabled": "yes"}]),
+            "^mig-configs.all-balanced\\[0\\].mig-enabled: must be true or false",
+        ),
+        (
+            _config([{"devices": "all", "mig-enabled": True}]),
+            "^mig-configs.all-balanced\\[0\\].mig-devices: required when mig-enabled is true",
+        ),
+        (
+            _config([{"devices": "all", "mig-enabled": False, "mig-devices": {"1g.5gb": 1}}]),
+            "^mig-configs.all-balanced\\[0\\].mig-devices: must be empty when mig-enabled is false",
+        ),
+        (
+            _config([BALANCED, dict(BALANCED, devices="some")]),
+            "^mig-configs.all-balanced\\[1\\].devices: must be 'all' or a non-empty list",
+        ),
+        (
+            _config([dict(BALANCED, devices=[0, -1])]),
+            "^mig-configs.all-balanced\\[0\\].devices\\[1\\]: must be a GPU index",
+        ),
+        (
+            _config([dict(BALANCED, **{"device-filter": ["0x20B010DE", "A100"]})]),
+            "^mig-configs.all-balanced\\[0\\].device-filter\\[1\\]: 'A100' is not a PCI device id",
+        ),
+        (
+            _config([dict(BALANCED, **{"device-filter": 42})]),
+            "^mig-configs.all-balanced\\[0\\].device-filter: must be a PCI device id string",
+        ),
+        (
+            _config([dict(BALANCED, **{"mig-devices": {"big": 1}})]),
+            "^mig-configs.all-balanced\\[0\\].mig-devices.big: not a MIG profile name",
+        ),
+        (
+            _config([dict(BALANCED, **{"mig-devices": {"1g.5gb": -2}})]),
+            "^mig-configs.all-balanced\\[0\\].mig-devices.1g.5gb: count must be a non-negative int",
+        ),
+        ("version: v1\nmig-configs: [", "^config is not valid YAML"),
+        ([], "^config must be a mapping"),
+    ],
+)
 def test_config_errors_name_the_path(data, message):
     with pytest.raises(mig.MigConfigError, match=message):
         mig.parse_mig_parted_config(data)
@@ -78,18 +100,19 @@ def test_yaml_text_and_mapping_parse_the_same():
 
 
 def test_disabled_entry_may_carry_an_empty_mig_devices():
-    config = mig.parse_mig_parted_config(
-        _config([{"devices": "all", "mig-enabled": False, "mig-devices": {}}]))
+    config = mig.parse_mig_parted_config(_config([{"devices": "all", "mig-enabled": False, "mig-devices": {}}]))
     assert config.configs["all-balanced"][0].mig_devices == {}
 
 
 def test_every_matching_entry_applies_in_order_so_the_last_one_wins():
-    config = _config([
-        {"devices": "all", "mig-enabled": True, "mig-devices": {"7g.40gb": 1}},
-        {"devices": [1], "mig-enabled": True, "mig-devices": {"1g.5gb": 7}},
-        {"device-filter": "0x20B010DE", "devices": [2], "mig-enabled": False},
-        {"device-filter": "0x233010DE", "devices": [3], "mig-enabled": False},
-    ])
+    config = _config(
+        [
+            {"devices": "all", "mig-enabled": True, "mig-devices": {"7g.40gb": 1}},
+            {"devices": [1], "mig-enabled": True, "mig-devices": {"1g.5gb": 7}},
+            {"device-filter": "0x20B010DE", "devices": [2], "mig-enabled": False},
+            {"device-filter": "0x233010DE", "devices": [3], "mig-enabled": False},
+        ]
+    )
     result = mig.resolve_mig_config(config, "all-balanced", A100_GPUS[:4])
     assert result[0]["layout"] == {"7g.40gb": 1}
     assert result[1]["layout"] == {"1g.5gb": 7}
@@ -105,8 +128,7 @@ def test_unmatched_gpu_is_left_untouched():
 
 def test_subsystem_in_the_device_filter_must_match_too():
     config = _config([dict(BALANCED, **{"device-filter": "0x20B010DE:0x134F10DE"})])
-    gpus = [dict(A100_GPUS[0], pci_subsystem_id=0x134F10DE),
-            dict(A100_GPUS[1], pci_subsystem_id=0x145F10DE)]
+    gpus = [dict(A100_GPUS[0], pci_subsystem_id=0x134F10DE), dict(A100_GPUS[1], pci_subsystem_id=0x145F10DE)]
     result = mig.resolve_mig_config(config, "all-balanced", gpus)
     assert result[0]["status"] == "configure"
     assert result[1]["status"] == "untouched"
@@ -115,20 +137,20 @@ def test_subsystem_in_the_device_filter_must_match_too():
 def test_gpu_without_mig_is_skipped_for_all_and_for_disabled_but_not_when_named():
     t4 = {"index": 1, "name": "Tesla T4", "pci_device_id": 0x1EB810DE, "mig_capable": False}
     gpus = [A100_GPUS[0], t4]
-    for entries in ([{"devices": "all", "mig-enabled": True, "mig-devices": {}}],
-                    [{"devices": [0, 1], "mig-enabled": False}]):
+    for entries in (
+        [{"devices": "all", "mig-enabled": True, "mig-devices": {}}],
+        [{"devices": [0, 1], "mig-enabled": False}],
+    ):
         result = mig.resolve_mig_config(_config(entries), "all-balanced", gpus)
         assert result[1]["status"] == "skip"
         assert result[0]["status"] == "configure"
     named = _config([{"devices": [1], "mig-enabled": True, "mig-devices": {}}])
-    with pytest.raises(mig.MigConfigError,
-                       match=r"mig-configs\.all-balanced\[0\]: GPU 1 \(Tesla T4\) cannot do MIG"):
+    with pytest.raises(mig.MigConfigError, match=r"mig-configs\.all-balanced\[0\]: GPU 1 \(Tesla T4\) cannot do MIG"):
         mig.resolve_mig_config(named, "all-balanced", gpus)
 
 
 def test_unknown_config_name_lists_the_available_ones():
-    with pytest.raises(mig.MigConfigError, match="unknown MIG config 'all-7g'; available: "
-                                                 "all-balanced"):
+    with pytest.raises(mig.MigConfigError, match="unknown MIG config 'all-7g'; available: all-balanced"):
         mig.resolve_mig_config(_config([BALANCED]), "all-7g", A100_GPUS)
 
 
@@ -140,17 +162,39 @@ def test_gpu_without_pci_device_id_is_an_error():
 @pytest.fixture(scope="module")
 def shipped():
     if not SHIPPED.is_file():
-        pytest.skip("GPU Operator's default mig-parted config not found at %s (the shared "
-                    "reference folder sits next to the repository)" % SHIPPED)
+        pytest.skip(
+            "GPU Operator's default mig-parted config not found at %s (the shared "
+            "reference folder sits next to the repository)" % SHIPPED
+        )
     configmap = yaml.safe_load(SHIPPED.read_text())
     return mig.parse_mig_parted_config(configmap["data"]["config.yaml"])
 
 
 MEANT_FOR = {
-    "A100": ["all-disabled", "all-enabled", "all-1g.5gb", "all-1g.5gb.me", "all-2g.10gb",
-             "all-3g.20gb", "all-4g.20gb", "all-7g.40gb", "all-1g.10gb", "all-balanced"],
-    "H100": ["all-disabled", "all-enabled", "all-1g.10gb", "all-1g.10gb.me", "all-1g.20gb",
-             "all-2g.20gb", "all-3g.40gb", "all-4g.40gb", "all-7g.80gb", "all-balanced"],
+    "A100": [
+        "all-disabled",
+        "all-enabled",
+        "all-1g.5gb",
+        "all-1g.5gb.me",
+        "all-2g.10gb",
+        "all-3g.20gb",
+        "all-4g.20gb",
+        "all-7g.40gb",
+        "all-1g.10gb",
+        "all-balanced",
+    ],
+    "H100": [
+        "all-disabled",
+        "all-enabled",
+        "all-1g.10gb",
+        "all-1g.10gb.me",
+        "all-1g.20gb",
+        "all-2g.20gb",
+        "all-3g.40gb",
+        "all-4g.40gb",
+        "all-7g.80gb",
+        "all-balanced",
+    ],
 }
 
 
@@ -188,9 +232,7 @@ def test_shipped_balanced_and_1g10gb_pick_the_right_entry_per_gpu(shipped):
     h100 = mig.resolve_mig_config(shipped, "all-balanced", H100_GPUS)[0]["layout"]
     assert a100 == {"1g.5gb": 2, "2g.10gb": 1, "3g.20gb": 1}
     assert h100 == {"1g.10gb": 2, "2g.20gb": 1, "3g.40gb": 1}
-    assert mig.resolve_mig_config(shipped, "all-1g.10gb", A100_GPUS)[5]["layout"] == {
-        "1g.10gb": 4}
-    assert mig.resolve_mig_config(shipped, "all-1g.10gb", H100_GPUS)[5]["layout"] == {
-        "1g.10gb": 7}
+    assert mig.resolve_mig_config(shipped, "all-1g.10gb", A100_GPUS)[5]["layout"] == {"1g.10gb": 4}
+    assert mig.resolve_mig_config(shipped, "all-1g.10gb", H100_GPUS)[5]["layout"] == {"1g.10gb": 7}
     disabled = mig.resolve_mig_config(shipped, "all-disabled", H100_GPUS)[0]
     assert (disabled["mig_enabled"], disabled["layout"]) == (False, {})

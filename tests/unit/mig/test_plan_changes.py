@@ -23,9 +23,10 @@ _VALID = {name: enumerate_valid_layouts(name) for name in GPUS}
 
 
 def _live(*placements, busy=()):
-    return [{"gi_id": i + 1, "profile": name, "start": start,
-             "compute_instances": [{"ci_id": 0}], "busy": i in busy}
-            for i, (name, start) in enumerate(placements)]
+    return [
+        {"gi_id": i + 1, "profile": name, "start": start, "compute_instances": [{"ci_id": 0}], "busy": i in busy}
+        for i, (name, start) in enumerate(placements)
+    ]
 
 
 def apply_plan(gpu_name, live, plan):
@@ -48,13 +49,24 @@ def apply_plan(gpu_name, live, plan):
             for other in state.values():
                 size = model.profile(other["profile"]).memory_slices
                 assert not cells & set(range(other["start"], other["start"] + size)), step
-            state[next_id] = {"gi_id": next_id, "profile": step["profile"],
-                              "start": step["start"], "compute_instances": [], "busy": False}
+            state[next_id] = {
+                "gi_id": next_id,
+                "profile": step["profile"],
+                "start": step["start"],
+                "compute_instances": [],
+                "busy": False,
+            }
             next_id += 1
         elif action == "create_ci":
-            target = [g for g in state.values()
-                      if (g["gi_id"] == step["gi_id"] if "gi_id" in step else
-                          (g["profile"], g["start"]) == (step["profile"], step["start"]))]
+            target = [
+                g
+                for g in state.values()
+                if (
+                    g["gi_id"] == step["gi_id"]
+                    if "gi_id" in step
+                    else (g["profile"], g["start"]) == (step["profile"], step["start"])
+                )
+            ]
             assert len(target) == 1 and not target[0]["compute_instances"]
             target[0]["compute_instances"].append({"ci_id": 0})
         else:
@@ -78,10 +90,11 @@ def test_all_1g_to_balanced_keeps_two_and_places_around_them():
 
 
 def test_adding_one_instance_to_a_planned_layout_keeps_everything():
-    for small, full in (({"3g.20gb": 1, "2g.10gb": 1, "1g.5gb": 1},
-                         {"3g.20gb": 1, "2g.10gb": 1, "1g.5gb": 2}),
-                        ({"2g.10gb": 1, "1g.5gb": 2}, {"2g.10gb": 1, "1g.5gb": 2, "3g.20gb": 1}),
-                        ({"1g.5gb": 5}, {"1g.5gb": 6})):
+    for small, full in (
+        ({"3g.20gb": 1, "2g.10gb": 1, "1g.5gb": 1}, {"3g.20gb": 1, "2g.10gb": 1, "1g.5gb": 2}),
+        ({"2g.10gb": 1, "1g.5gb": 2}, {"2g.10gb": 1, "1g.5gb": 2, "3g.20gb": 1}),
+        ({"1g.5gb": 5}, {"1g.5gb": 6}),
+    ):
         live = _live(*mig.plan_layout(A100, small))
         plan = mig.plan_changes(A100, live, full)
         assert plan.destroy == [], (small, plan.summary)
@@ -130,13 +143,16 @@ def test_plan_does_not_depend_on_live_list_order():
     assert forward == backward
 
 
-@pytest.mark.parametrize(("live", "message"), [
-    ("nope", "live_instances must be a list"),
-    ([{"gi_id": 1, "profile": "1g.5gb"}], "live_instances\\[0\\].start: required"),
-    ([{"gi_id": -1, "profile": "1g.5gb", "start": 0}], "gi_id: must be a non-negative int"),
-    (_live(("2g.10gb", 0), ("1g.5gb", 1)), "overlaps 2g.10gb@0: live state is inconsistent"),
-    (_live(("7g.40gb", 1)), "ends past memory slice 7"),
-])
+@pytest.mark.parametrize(
+    ("live", "message"),
+    [
+        ("nope", "live_instances must be a list"),
+        ([{"gi_id": 1, "profile": "1g.5gb"}], "live_instances\\[0\\].start: required"),
+        ([{"gi_id": -1, "profile": "1g.5gb", "start": 0}], "gi_id: must be a non-negative int"),
+        (_live(("2g.10gb", 0), ("1g.5gb", 1)), "overlaps 2g.10gb@0: live state is inconsistent"),
+        (_live(("7g.40gb", 1)), "ends past memory slice 7"),
+    ],
+)
 def test_bad_live_state_is_rejected(live, message):
     with pytest.raises(mig.MigLayoutError, match=message):
         mig.plan_changes(A100, live, {"7g.40gb": 1})
@@ -156,7 +172,7 @@ def test_unknown_live_profile_is_destroyed():
 @st.composite
 def _cases(draw):
     gpu_name = draw(st.sampled_from(sorted(GPUS)))
-    geometry, memory_slices, _ = GPUS[gpu_name]
+    geometry, memory_slices, _unused = GPUS[gpu_name]
     # Live state: placements drawn one by one, each kept only if it still fits.
     options = draw(st.permutations(all_placements(geometry, memory_slices)))
     wanted = draw(st.integers(0, 7))
@@ -181,8 +197,7 @@ def test_plan_changes_properties(case):
 
     # Applying it yields exactly the desired counts, and every step is one the driver accepts.
     state = apply_plan(gpu_name, live, plan)
-    assert Counter(g["profile"] for g in state.values()) == Counter(
-        {n: c for n, c in desired.items() if c})
+    assert Counter(g["profile"] for g in state.values()) == Counter({n: c for n, c in desired.items() if c})
 
     # Kept instances are never moved, and keep + destroy partition the live state.
     by_id = {e["gi_id"]: e for e in live}
@@ -197,8 +212,7 @@ def test_plan_changes_properties(case):
     best_busy = max(sum(ordered[i]["busy"] for i in s) for s in options)
     kept_busy = sum(1 for e in plan.keep if e["busy"])
     assert kept_busy == best_busy
-    fewest = min(len(live) - len(s) for s in options
-                 if sum(ordered[i]["busy"] for i in s) == best_busy)
+    fewest = min(len(live) - len(s) for s in options if sum(ordered[i]["busy"] for i in s) == best_busy)
     assert len(plan.destroy) == fewest
     if not any(e["busy"] for e in live):
         assert len(plan.destroy) == min(len(live) - len(s) for s in options)

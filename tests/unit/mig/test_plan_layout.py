@@ -39,8 +39,7 @@ def test_plan_layout_succeeds_exactly_on_the_brute_force_valid_layouts(gpu_name,
     for layout in _all_count_vectors(geometry):
         if _key(layout) in valid:
             placements = mig.plan_layout(gpu_name, layout)
-            assert Counter(name for name, _ in placements) == Counter(
-                {n: c for n, c in layout.items() if c})
+            assert Counter(name for name, _unused in placements) == Counter({n: c for n, c in layout.items() if c})
             assert placement_set_ok(geometry, memory_slices, compute_slices, placements)
             checked_valid += 1
         else:
@@ -83,53 +82,72 @@ def test_creation_order_example_from_the_reference():
 
 
 def test_documented_order_examples():
-    assert mig.plan_layout(H100, {"3g.40gb": 1, "4g.40gb": 1}) == [
-        ("4g.40gb", 0), ("3g.40gb", 4)]
+    assert mig.plan_layout(H100, {"3g.40gb": 1, "4g.40gb": 1}) == [("4g.40gb", 0), ("3g.40gb", 4)]
     assert mig.plan_layout(A100, {"1g.5gb": 7}) == [("1g.5gb", s) for s in range(7)]
     # Same memory size: more compute slices first.
     assert mig.plan_layout(A100, {"2g.10gb": 3, "1g.10gb": 1}) == [
-        ("2g.10gb", 0), ("2g.10gb", 2), ("2g.10gb", 4), ("1g.10gb", 6)]
+        ("2g.10gb", 0),
+        ("2g.10gb", 2),
+        ("2g.10gb", 4),
+        ("1g.10gb", 6),
+    ]
     # Big instances take the top, small ones pack from the bottom: room stays in one piece.
     assert mig.plan_layout(A100, {"3g.20gb": 1, "2g.10gb": 1, "1g.5gb": 1}) == [
-        ("3g.20gb", 4), ("2g.10gb", 0), ("1g.5gb", 2)]
+        ("3g.20gb", 4),
+        ("2g.10gb", 0),
+        ("1g.5gb", 2),
+    ]
     assert mig.plan_layout(A100, {"3g.20gb": 2}) == [("3g.20gb", 4), ("3g.20gb", 0)]
-    assert mig.plan_layout(A30, {"2g.12gb": 1, "1g.6gb": 2}) == [
-        ("2g.12gb", 2), ("1g.6gb", 0), ("1g.6gb", 1)]
+    assert mig.plan_layout(A30, {"2g.12gb": 1, "1g.6gb": 2}) == [("2g.12gb", 2), ("1g.6gb", 0), ("1g.6gb", 1)]
     assert mig.plan_layout(A100, {}) == []
     assert mig.plan_layout(A100, {"7g.40gb": 0}) == []
 
 
-@pytest.mark.parametrize(("layout", "message"), [
-    ({"1g.6gb": 1}, "unknown profile '1g.6gb' for A100-40GB; allowed: 1g.5gb, 1g.5gb\\+me, "
-                    "1g.10gb, 2g.10gb, 3g.20gb, 4g.20gb, 7g.40gb"),
-    ({"1g.5gb": -1}, "layout.1g.5gb: count must be a non-negative int, got -1"),
-    ({"1g.5gb": 1.0}, "count must be a non-negative int, got 1.0"),
-    ({"1g.5gb": True}, "count must be a non-negative int, got True"),
-    ({"1g.5gb": "2"}, "count must be a non-negative int"),
-    ({"1g.5gb": 8}, "count 8 is over the maximum of 7"),
-    ({"1g.5gb+me": 2}, "over the maximum of 1"),
-    ({"7g.40gb": 1, "1g.5gb": 1}, "no room on A100-40GB: the layout needs 8 compute"),
-    ({"3g.20gb": 2, "1g.5gb": 1}, "no room on A100-40GB: the layout needs 7 compute and 9"),
-    ({"4g.20gb": 1, "2g.10gb": 2}, "no room on A100-40GB: the layout needs 8 compute"),
-    (["1g.5gb"], "layout must be a mapping"),
-])
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        (
+            {"1g.6gb": 1},
+            "unknown profile '1g.6gb' for A100-40GB; allowed: 1g.5gb, 1g.5gb\\+me, "
+            "1g.10gb, 2g.10gb, 3g.20gb, 4g.20gb, 7g.40gb",
+        ),
+        ({"1g.5gb": -1}, "layout.1g.5gb: count must be a non-negative int, got -1"),
+        ({"1g.5gb": 1.0}, "count must be a non-negative int, got 1.0"),
+        ({"1g.5gb": True}, "count must be a non-negative int, got True"),
+        ({"1g.5gb": "2"}, "count must be a non-negative int"),
+        ({"1g.5gb": 8}, "count 8 is over the maximum of 7"),
+        ({"1g.5gb+me": 2}, "over the maximum of 1"),
+        ({"7g.40gb": 1, "1g.5gb": 1}, "no room on A100-40GB: the layout needs 8 compute"),
+        ({"3g.20gb": 2, "1g.5gb": 1}, "no room on A100-40GB: the layout needs 7 compute and 9"),
+        ({"4g.20gb": 1, "2g.10gb": 2}, "no room on A100-40GB: the layout needs 8 compute"),
+        (["1g.5gb"], "layout must be a mapping"),
+    ],
+)
 def test_layout_errors_name_the_reason(layout, message):
     with pytest.raises(mig.MigLayoutError, match=message):
         mig.plan_layout(A100, layout)
 
 
 def _nvml_profile(name, compute, size, starts, max_count):
-    return {"name": "MIG " + name, "id": None, "sliceCount": compute, "instanceCount": max_count,
-            "placements": [{"start": s, "size": size} for s in starts]}
+    return {
+        "name": "MIG " + name,
+        "id": None,
+        "sliceCount": compute,
+        "instanceCount": max_count,
+        "placements": [{"start": s, "size": size} for s in starts],
+    }
 
 
 def test_no_room_message_says_what_is_left():
     # On the catalog GPUs the slice sums decide; a fragmenting geometry needs the search.
-    model = mig_catalog.model_from_nvml("Future GPU", [
-        _nvml_profile("2g.10gb", 1, 2, (1, 5), 2),
-        _nvml_profile("4g.20gb", 4, 4, (0,), 1),
-        _nvml_profile("7g.40gb", 7, 8, (0,), 1),
-    ])
+    model = mig_catalog.model_from_nvml(
+        "Future GPU",
+        [
+            _nvml_profile("2g.10gb", 1, 2, (1, 5), 2),
+            _nvml_profile("4g.20gb", 4, 4, (0,), 1),
+            _nvml_profile("7g.40gb", 7, 8, (0,), 1),
+        ],
+    )
     with pytest.raises(mig.MigLayoutError) as info:
         mig.plan_layout_for_model(model, {"4g.20gb": 1, "2g.10gb": 2})
     text = str(info.value)
@@ -153,8 +171,7 @@ def test_gpu_name_matching_tolerates_old_driver_names():
     assert mig.plan_layout("nvidia  h100 pcie", {"7g.80gb": 1}) == [("7g.80gb", 0)]
 
 
-_MODELS = [A100, H100, A30, "NVIDIA H100 NVL", "NVIDIA H200", "NVIDIA B200",
-           "NVIDIA A100 80GB PCIe"]
+_MODELS = [A100, H100, A30, "NVIDIA H100 NVL", "NVIDIA H200", "NVIDIA B200", "NVIDIA A100 80GB PCIe"]
 
 
 @st.composite
@@ -183,13 +200,13 @@ def test_plan_layout_properties(case):
         assert not used & cells, "overlap"
         assert max(cells) < model.memory_slices
         used |= cells
-    counts = Counter(name for name, _ in placements)
+    counts = Counter(name for name, _unused in placements)
     assert counts == Counter({n: c for n, c in layout.items() if c})
     assert all(counts[n] <= model.profile(n).max_count for n in counts)
-    assert sum(model.profile(n).compute_slices for n, _ in placements) <= model.compute_slices
-    assert sum(1 for n, _ in placements if model.profile(n).media_extensions) <= 1
+    assert sum(model.profile(n).compute_slices for n, _unused in placements) <= model.compute_slices
+    assert sum(1 for n, _unused in placements if model.profile(n).media_extensions) <= 1
     # Largest first, as documented.
-    sizes = [model.profile(n).memory_slices for n, _ in placements]
+    sizes = [model.profile(n).memory_slices for n, _unused in placements]
     assert sizes == sorted(sizes, reverse=True)
     # Deterministic, whatever the key order of the layout.
     shuffled = list(layout.items())

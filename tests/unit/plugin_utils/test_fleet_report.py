@@ -6,7 +6,6 @@ import copy
 import json
 
 import pytest
-
 from ansible_collections.gpuops.cluster.plugins.plugin_utils.fleet_report import (
     build_fleet_report,
     render_fleet_table,
@@ -32,22 +31,38 @@ def _facts(gpus, source="nvml", driver_state="loaded", reason=None, mig_capable=
             models[gpu["name"]] = models.get(gpu["name"], 0) + 1
     return {
         "source": source,
-        "driver": {"state": driver_state, "version": "550.127.05", "kernel_module": "open",
-                   "cuda_driver_version": "12.4", "nvml": {"available": source == "nvml",
-                                                           "reason": reason}},
+        "driver": {
+            "state": driver_state,
+            "version": "550.127.05",
+            "kernel_module": "open",
+            "cuda_driver_version": "12.4",
+            "nvml": {"available": source == "nvml", "reason": reason},
+        },
         "nvswitches": [{"pci_bus_id": "0000:c0:00.0"}],
         "gpus": gpus,
-        "summary": dict(counts, count=len(gpus), models=models, memory_total_mib=40960 * len(gpus),
-                        mig_capable=mig_capable, mig_enabled=mig_enabled),
+        "summary": dict(
+            counts,
+            count=len(gpus),
+            models=models,
+            memory_total_mib=40960 * len(gpus),
+            mig_capable=mig_capable,
+            mig_enabled=mig_enabled,
+        ),
     }
 
 
 def test_totals_add_up_across_hosts():
     hosts = [
-        {"name": "b", "groups": ["gpu_nodes"], "gpu": _facts([_gpu(i) for i in range(8)],
-                                                             mig_capable=8, mig_enabled=2)},
-        {"name": "a", "groups": ["gpu_nodes"], "gpu": _facts(
-            [_gpu(0), _gpu(1, "unhealthy", ["GPU is lost"], bus="0000:0f:00.0")])},
+        {
+            "name": "b",
+            "groups": ["gpu_nodes"],
+            "gpu": _facts([_gpu(i) for i in range(8)], mig_capable=8, mig_enabled=2),
+        },
+        {
+            "name": "a",
+            "groups": ["gpu_nodes"],
+            "gpu": _facts([_gpu(0), _gpu(1, "unhealthy", ["GPU is lost"], bus="0000:0f:00.0")]),
+        },
         {"name": "c", "groups": ["cpu_nodes"], "gpu": _facts([], source="none", driver_state="none")},
     ]
     report = build_fleet_report(hosts)
@@ -59,8 +74,15 @@ def test_totals_add_up_across_hosts():
     assert totals["by_model"] == {"NVIDIA A100-SXM4-40GB": 10}
     assert totals["mig_capable"] == 8 and totals["mig_enabled"] == 2
     problems = report["hosts"][0]["problems"]
-    assert problems == [{"gpu": 1, "pci_bus_id": "0000:0f:00.0", "name": "NVIDIA A100-SXM4-40GB",
-                         "status": "unhealthy", "reasons": ["GPU is lost"]}]
+    assert problems == [
+        {
+            "gpu": 1,
+            "pci_bus_id": "0000:0f:00.0",
+            "name": "NVIDIA A100-SXM4-40GB",
+            "status": "unhealthy",
+            "reasons": ["GPU is lost"],
+        }
+    ]
 
 
 def test_host_without_facts_is_a_problem_not_dropped():
@@ -83,8 +105,12 @@ def test_report_ignores_telemetry_so_rewrites_are_stable():
 
 
 def test_pci_only_host_is_a_note_with_the_reason():
-    facts = _facts([_gpu(None, "unknown", bus="0000:07:00.0")], source="pci",
-                   driver_state="installed", reason="NVIDIA driver is not loaded")
+    facts = _facts(
+        [_gpu(None, "unknown", bus="0000:07:00.0")],
+        source="pci",
+        driver_state="installed",
+        reason="NVIDIA driver is not loaded",
+    )
     report = build_fleet_report([{"name": "new", "groups": [], "gpu": facts}])
     # Unknown health on a PCI-only host is expected, not a per-GPU problem.
     assert report["hosts"][0]["problems"] == []
@@ -106,8 +132,6 @@ def test_table_has_one_row_per_host_and_aligned_columns():
 
 @pytest.mark.parametrize("status", ["degraded", "unhealthy"])
 def test_problem_lines_name_host_gpu_and_reasons(status):
-    facts = _facts([_gpu(3, status, ["uncorrected ECC errors: 2", "row remapping pending"],
-                         bus="0000:4e:00.0")])
+    facts = _facts([_gpu(3, status, ["uncorrected ECC errors: 2", "row remapping pending"], bus="0000:4e:00.0")])
     table = render_fleet_table(build_fleet_report([{"name": "n1", "groups": [], "gpu": facts}]))
-    assert ("n1 GPU 3 (0000:4e:00.0): %s: uncorrected ECC errors: 2; row remapping pending"
-            % status) in table
+    assert ("n1 GPU 3 (0000:4e:00.0): %s: uncorrected ECC errors: 2; row remapping pending" % status) in table

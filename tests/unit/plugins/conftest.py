@@ -172,9 +172,9 @@ class FakeNvml:
 
     def nvmlDeviceGetPciInfo(self, h):
         gpu = self._gpu("nvmlDeviceGetPciInfo", h)
-        return _Namespace(busId=gpu["bus_id"].encode(),
-                          pciDeviceId=(gpu["device_id"] << 16) | 0x10DE,
-                          pciSubSystemId=gpu["subsystem"])
+        return _Namespace(
+            busId=gpu["bus_id"].encode(), pciDeviceId=(gpu["device_id"] << 16) | 0x10DE, pciSubSystemId=gpu["subsystem"]
+        )
 
     def nvmlDeviceGetArchitecture(self, h):
         return self._gpu("nvmlDeviceGetArchitecture", h)["arch"]
@@ -189,8 +189,9 @@ class FakeNvml:
             mem = self.gpus[h[1]]["mig"]["profiles"][gi["profile_index"]][3] * MIB
             return _Namespace(total=mem, used=0, free=mem)
         gpu = self._gpu("nvmlDeviceGetMemoryInfo", h)
-        return _Namespace(total=gpu["memory_total"], used=gpu["memory_used"],
-                          free=gpu["memory_total"] - gpu["memory_used"])
+        return _Namespace(
+            total=gpu["memory_total"], used=gpu["memory_used"], free=gpu["memory_total"] - gpu["memory_used"]
+        )
 
     def nvmlDeviceGetTemperature(self, h, sensor):
         assert sensor == 0
@@ -280,8 +281,7 @@ class FakeNvml:
         self._check("nvmlGpuInstanceGetInfo", index)
         gi = self._gi(index, gi_id)
         profile = self.gpus[index]["mig"]["profiles"][gi["profile_index"]]
-        return _Namespace(id=gi["id"], profileId=profile[0],
-                          placement=_Namespace(start=gi["start"], size=gi["size"]))
+        return _Namespace(id=gi["id"], profileId=profile[0], placement=_Namespace(start=gi["start"], size=gi["size"]))
 
     def nvmlGpuInstanceGetComputeInstanceProfileInfo(self, gi_handle, ci_index, engine):
         index, gi_id = divmod(gi_handle - 1, 1000)
@@ -345,10 +345,15 @@ class FakeNvml:
         else:
             procs = self._gpu(name, h)["processes"]
         # like nvidia-ml-py's v3 struct: the instance ids ride along (0xFFFFFFFF without MIG)
-        return [_Namespace(pid=p["pid"], usedGpuMemory=p["mib"] * MIB,
-                           gpuInstanceId=p.get("gi", 0xFFFFFFFF),
-                           computeInstanceId=p.get("ci", 0 if "gi" in p else 0xFFFFFFFF))
-                for p in procs]
+        return [
+            _Namespace(
+                pid=p["pid"],
+                usedGpuMemory=p["mib"] * MIB,
+                gpuInstanceId=p.get("gi", 0xFFFFFFFF),
+                computeInstanceId=p.get("ci", 0 if "gi" in p else 0xFFFFFFFF),
+            )
+            for p in procs
+        ]
 
     def nvmlDeviceGetComputeRunningProcesses(self, h):
         return self._procs("nvmlDeviceGetComputeRunningProcesses", h)
@@ -383,8 +388,7 @@ def write_tree(root, files):
                 handle.write(content)
 
 
-def pci_device_files(bus_id, device="0x20b0", cls="0x030200", vendor="0x10de", driver="nvidia",
-                     numa="0", group="40"):
+def pci_device_files(bus_id, device="0x20b0", cls="0x030200", vendor="0x10de", driver="nvidia", numa="0", group="40"):
     base = "sys/bus/pci/devices/%s/" % bus_id
     files = {
         base + "vendor": vendor + "\n",

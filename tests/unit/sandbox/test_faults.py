@@ -197,8 +197,8 @@ def test_concurrent_writers_do_not_lose_updates(tmp_path):
     import os
 
     full_env = dict(os.environ, **env)
-    procs = [subprocess.Popen([sys.executable, "-c", create], env=full_env) for _ in range(7)]
-    procs += [subprocess.Popen(inject, env=full_env) for _ in range(6)]
+    procs = [subprocess.Popen([sys.executable, "-c", create], env=full_env) for _unused in range(7)]
+    procs += [subprocess.Popen(inject, env=full_env) for _unused in range(6)]
     assert [p.wait(timeout=60) for p in procs] == [0] * 13
     data = json.loads(run_cli("show", "--state", state).stdout)
     starts = sorted(gi["start"] for gi in data["gpus"][0]["gpu_instances"])

@@ -139,8 +139,7 @@ def test_fleet_up_renders_every_host_consistently(tmp_path):
     hosts = {"gpu-a100-01": "a100-sxm4-40gb-x8", "gpu-h100-02": "h100-mig-mixed", "cpu-01": "no-gpu"}
     fleet = tmp_path / "fleet.yml"
     fleet.write_text(yaml.safe_dump({"hosts": hosts}))
-    run_cli("fleet-up", "--fleet", str(fleet), "--fixtures", str(ROOT / "sandbox" / "fixtures"),
-            "--dir", str(tmp_path))
+    run_cli("fleet-up", "--fleet", str(fleet), "--fixtures", str(ROOT / "sandbox" / "fixtures"), "--dir", str(tmp_path))
     summary = json.loads((tmp_path / "fleet.json").read_text())["hosts"]
     assert set(summary) == set(hosts)
     for host in hosts:

@@ -65,7 +65,7 @@ def test_creation_order_matters_as_the_driver_does(use_host, host):
         nv.nvmlDeviceCreateGpuInstance(bad, 9)
     for profile_id in (9, 19, 14, 19):
         nv.nvmlDeviceCreateGpuInstance(good, profile_id)
-    assert sorted(p for p, *_ in _all_gis(nv, good)) == [9, 14, 19, 19]
+    assert sorted(p for p, *_unused in _all_gis(nv, good)) == [9, 14, 19, 19]
 
 
 def test_profile_ids_and_names_come_from_each_model(use_host):
@@ -143,7 +143,7 @@ def test_driver_choice_and_gi_ids(sim):
 
 def test_max_count_and_one_media_extension(sim):
     handle = _mig_gpu(sim)
-    for _ in range(4):
+    for _unused in range(4):
         sim.nvmlDeviceCreateGpuInstance(handle, 15)
     with pytest.raises(sim.NVMLError_InsufficientResources):
         sim.nvmlDeviceCreateGpuInstance(handle, 15)

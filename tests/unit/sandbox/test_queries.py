@@ -175,5 +175,5 @@ print(json.dumps(time.perf_counter() - start))
         "GPUOPS_NVML_SIM_FIXTURE": fixture_path("a100-sxm4-40gb-x8"),
         "GPUOPS_NVML_SIM_STATE": str(tmp_path / "state.json"),
     }
-    timings = [json.loads(run_sim_python(code, env).stdout) for _ in range(3)]
+    timings = [json.loads(run_sim_python(code, env).stdout) for _unused in range(3)]
     assert min(timings) < 0.25, timings

@@ -13,18 +13,31 @@ from ansible_collections.gpuops.cluster.plugins.module_utils.gpu_probe import pr
 from conftest import FIXTURES_DIR, SIM_DIR
 
 pytestmark = pytest.mark.skipif(
-    not os.path.exists(os.path.join(SIM_DIR, "gpuops_sim", "__main__.py")),
-    reason="NVML simulator not built yet")
+    not os.path.exists(os.path.join(SIM_DIR, "gpuops_sim", "__main__.py")), reason="NVML simulator not built yet"
+)
 
-FULL = ("uuid", "name", "serial", "architecture", "compute_capability", "memory",
-        "temperature_c", "power", "ecc", "remapped_rows", "persistence_mode", "mig",
-        "processes")
+FULL = (
+    "uuid",
+    "name",
+    "serial",
+    "architecture",
+    "compute_capability",
+    "memory",
+    "temperature_c",
+    "power",
+    "ecc",
+    "remapped_rows",
+    "persistence_mode",
+    "mig",
+    "processes",
+)
 
 
 def sim_cli(*args):
     env = dict(os.environ, PYTHONPATH=SIM_DIR)
-    proc = subprocess.run([sys.executable, "-m", "gpuops_sim", *args], env=env,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gpuops_sim", *args], env=env, capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -153,9 +166,11 @@ def test_h100_mig_mixed(sim, tmp_path, monkeypatch):
     gpus = facts["gpus"]
     assert facts["summary"]["mig_enabled"] == 3
     first = gpus[0]["mig"]
-    assert [(g["profile"], g["placement"]["start"], g["placement"]["size"])
-            for g in first["gpu_instances"]] == [
-        ("2g.20gb", 0, 2), ("2g.20gb", 2, 2), ("3g.40gb", 4, 4)]
+    assert [(g["profile"], g["placement"]["start"], g["placement"]["size"]) for g in first["gpu_instances"]] == [
+        ("2g.20gb", 0, 2),
+        ("2g.20gb", 2, 2),
+        ("3g.40gb", 4, 4),
+    ]
     assert all(g["compute_instances"] for g in first["gpu_instances"])
     assert first["gpu_instances"][2]["compute_instances"][0]["profile"] == "3g.40gb"
     assert len(first["devices"]) == 3
@@ -175,8 +190,7 @@ def test_injected_no_permission_on_temperature(sim, tmp_path, monkeypatch):
     fixture = os.path.join(FIXTURES_DIR, "a100-sxm4-40gb-x8.yml")
     state = str(tmp_path / "state.json")
     sim_cli("reset", "--fixture", fixture, "--state", state)
-    sim_cli("inject", "--state", state, "--gpu", "2", "--call", "nvmlDeviceGetTemperature",
-            "--error", "NO_PERMISSION")
+    sim_cli("inject", "--state", state, "--gpu", "2", "--call", "nvmlDeviceGetTemperature", "--error", "NO_PERMISSION")
     facts = run(sim, tmp_path, monkeypatch, "a100-sxm4-40gb-x8", state=state)
     gpus = facts["gpus"]
     assert list(gpus[2]["errors"]) == ["temperature_c"]
@@ -194,7 +208,7 @@ def test_probe_is_fast(sim, tmp_path, monkeypatch, name):
     run(sim, tmp_path, monkeypatch, name)  # warm: fixture parsed, files cached
     root = str(tmp_path / ("root-" + name))
     start = time.perf_counter()
-    facts, _ = probe(root, nvml=sim)
+    facts, _unused = probe(root, nvml=sim)
     elapsed = time.perf_counter() - start
     assert facts["summary"]["count"] == 8
     assert elapsed < 0.25, elapsed

@@ -64,12 +64,25 @@ def test_scan_pci_reads_gpus_switches_and_skips_others(tmp_path, tree, pci_files
     devices, error = pci.scan_pci(str(tmp_path))
     assert error is None
     assert [d["bus_id"] for d in devices] == [
-        "0000:07:00.0", "0000:17:00.0", "0000:27:00.0", "0000:b7:00.0", "0000:c0:00.0"]
+        "0000:07:00.0",
+        "0000:17:00.0",
+        "0000:27:00.0",
+        "0000:b7:00.0",
+        "0000:c0:00.0",
+    ]
     first = devices[0]
     assert first == {
-        "kind": "gpu", "bus_id": "0000:07:00.0", "vendor_id": "0x10de", "device_id": "0x20b0",
-        "subsystem_vendor_id": "0x10de", "subsystem_device_id": "0x134f", "class": "0x030200",
-        "product": "A100 SXM4 40GB", "driver": "nvidia", "numa_node": 0, "iommu_group": 40,
+        "kind": "gpu",
+        "bus_id": "0000:07:00.0",
+        "vendor_id": "0x10de",
+        "device_id": "0x20b0",
+        "subsystem_vendor_id": "0x10de",
+        "subsystem_device_id": "0x134f",
+        "class": "0x030200",
+        "product": "A100 SXM4 40GB",
+        "driver": "nvidia",
+        "numa_node": 0,
+        "iommu_group": 40,
     }
     assert devices[1]["driver"] == "vfio-pci"
     assert devices[1]["numa_node"] is None
@@ -84,7 +97,7 @@ def test_scan_pci_uses_system_pci_ids_for_unknown_devices(tmp_path, tree, pci_fi
     files = pci_files("0000:27:00.0", device="0x2204")
     files["usr/share/misc/pci.ids"] = "10de  NVIDIA Corporation\n\t2204  GA102 [GeForce RTX 3090]\n"
     tree(tmp_path, files)
-    devices, _ = pci.scan_pci(str(tmp_path))
+    devices, _unused = pci.scan_pci(str(tmp_path))
     assert devices[0]["product"] == "GeForce RTX 3090"
 
 

@@ -26,8 +26,7 @@ def test_parse_pci_ids_reads_only_the_nvidia_block():
 
 
 def test_parse_pci_ids_vendor_on_first_line_and_missing_vendor():
-    assert pci_ids.parse_pci_ids("10de  NVIDIA\n\t1eb8  TU104GL [Tesla T4]\n") == {
-        "1eb8": "Tesla T4"}
+    assert pci_ids.parse_pci_ids("10de  NVIDIA\n\t1eb8  TU104GL [Tesla T4]\n") == {"1eb8": "Tesla T4"}
     assert pci_ids.parse_pci_ids("8086  Intel\n\t1234  Foo\n") == {}
 
 
