@@ -54,6 +54,8 @@ options:
       - Directory standing for the host's C(/) when reading C(sys), C(proc), C(lib/modules) and
         C(usr/share) (probing from a container with the host mounted, or a simulated host).
       - NVML itself always talks to the driver of the machine the module runs on.
+      - When not set, the E(GPUOPS_HOST_ROOT) environment variable is used if present (the
+        sandbox sets it per simulated host).
     type: path
     default: /
   nvlink:
