@@ -57,7 +57,7 @@ def load_crds(cluster: Cluster, directory: str) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    cluster = Cluster(Store())
+    cluster = Cluster(Store(), simulate_workloads=args.simulate_workloads)
     snapshot_path = os.path.join(args.state_dir, SNAPSHOT_NAME) if args.state_dir else None
     if args.state_dir:
         os.makedirs(args.state_dir, exist_ok=True)
@@ -110,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--kubeconfig-out", help="write a kubeconfig for this server here")
     serve_parser.add_argument("--crds", help="directory of CRD YAML files to install at start")
     serve_parser.add_argument("--pid-file", help="PID file (default: STATE_DIR/kubeapi.pid)")
+    serve_parser.add_argument(
+        "--simulate-workloads",
+        action="store_true",
+        help="report Deployments/StatefulSets/ReplicaSets/DaemonSets as rolled out",
+    )
     serve_parser.add_argument("--verbose", action="store_true", help="log requests to stderr")
     args = parser.parse_args(argv)
     if args.command == "serve":

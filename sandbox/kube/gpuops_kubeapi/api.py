@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from . import fieldsets, kinds, patches
+from . import controllers, fieldsets, kinds, patches
 from . import schema as schemas
 from .errors import (
     ApiError,
@@ -89,8 +89,9 @@ class WriteOptions:
 
 
 class Cluster:
-    def __init__(self, store: Store | None = None) -> None:
+    def __init__(self, store: Store | None = None, simulate_workloads: bool = False) -> None:
         self.store = store or Store()
+        self.simulate_workloads = simulate_workloads
         # Indexed because k8s_drain and kubelets ask for the pods of one node.
         self.store.indexed_fields.setdefault(("", "pods"), ("spec.nodeName",))
         self.lock = self.store.lock
@@ -322,6 +323,7 @@ class Cluster:
             metadata.pop(system_field, None)
         self._prepare_special(resource_type, obj, None)
         self._default_structs(resource_type, obj)
+        controllers.apply_workload_defaults(resource_type.kind, obj)
         warnings = self._validate(resource_type, obj)
         metadata["uid"] = str(uuid.uuid4())
         metadata["creationTimestamp"] = now()
@@ -665,6 +667,7 @@ class Cluster:
 
     def _commit_update(self, resource_type, old, new, options, subresource):
         self._prepare_special(resource_type, new, old)
+        controllers.apply_workload_defaults(resource_type.kind, new)
         warnings = self._validate(resource_type, new)
         metadata = new["metadata"]
         if resource_type.tracks_generation and _spec_part(new) != _spec_part(old):
@@ -889,6 +892,30 @@ class Cluster:
             if old is not None:
                 self._unregister_crd(old)
             self._register_crd(new)
+        if self.simulate_workloads and resource_type.served_by_crd is None:
+            if resource_type.kind in controllers.WORKLOAD_KINDS:
+                self._roll_out(resource_type, copy.deepcopy(new))
+
+    def _roll_out(self, resource_type: ResourceType, obj: dict[str, Any]) -> None:
+        """The simulated controller's status write, a separate MODIFIED as upstream."""
+        matching = 0
+        if resource_type.kind == "DaemonSet":
+            matching = sum(
+                1
+                for node in self.store.scan(("", "nodes"), None, None)
+                if controllers.node_matches(node.labels, obj)
+            )
+        status = controllers.rolled_out_status(resource_type.kind, obj, now(), matching)
+        current = obj.get("status") or {}
+        if current.get("observedGeneration") == status["observedGeneration"] and (
+            resource_type.kind != "DaemonSet"
+            or current.get("desiredNumberScheduled") == status["desiredNumberScheduled"]
+        ):
+            return
+        obj["status"] = status
+        rv = self.store.next_rv()
+        obj["metadata"]["resourceVersion"] = str(rv)
+        self.store.put(resource_type.key, self.make_record(resource_type, obj, rv), "MODIFIED")
 
     def _register_crd(self, crd: dict[str, Any]) -> None:
         spec = crd["spec"]

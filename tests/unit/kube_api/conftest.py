@@ -29,7 +29,7 @@ class RunningServer:
         self.state_dir = state_dir
 
 
-def start_server(state_dir: Path, crds: Path | None = None) -> RunningServer:
+def start_server(state_dir: Path, crds: Path | None = None, *extra_args: str) -> RunningServer:
     kubeconfig = state_dir / "kubeconfig"
     command = [
         sys.executable,
@@ -45,6 +45,7 @@ def start_server(state_dir: Path, crds: Path | None = None) -> RunningServer:
     ]
     if crds is not None:
         command += ["--crds", str(crds)]
+    command += list(extra_args)
     env = dict(os.environ, PYTHONPATH=str(KUBE_PACKAGE_DIR))
     process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, text=True)
     line = process.stdout.readline()

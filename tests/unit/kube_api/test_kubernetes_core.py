@@ -12,10 +12,10 @@ import sys
 import threading
 
 import pytest
-from kubernetes import client
+from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from conftest import REPO_ROOT, SHARED_CRDS, wait_for
+from conftest import REPO_ROOT, SHARED_CRDS, start_server, stop_server, wait_for
 
 PLAYBOOKS = REPO_ROOT / "tests" / "unit" / "kube_api" / "playbooks"
 ANSIBLE_PLAYBOOK = REPO_ROOT / ".venv" / "bin" / "ansible-playbook"
@@ -201,3 +201,24 @@ def test_custom_resources_through_k8s(kube_server, dynamic):
     nodepools = dynamic.resources.get(api_version="karpenter.sh/v1", kind="NodePool")
     assert nodepools.get(name="from-ansible").spec.weight == 20
     nodepools.delete(name="from-ansible")
+
+
+def test_simulated_workloads_satisfy_wait(tmp_path):
+    server = start_server(tmp_path, None, "--simulate-workloads")
+    try:
+        configuration = client.Configuration()
+        config.load_kube_config(
+            config_file=str(server.kubeconfig), client_configuration=configuration
+        )
+        with client.ApiClient(configuration) as api:
+            core = client.CoreV1Api(api)
+            for name, labels in (("gpu-a", {"nvidia.com/gpu.present": "true"}), ("cpu-a", {})):
+                core.create_node(
+                    client.V1Node(metadata=client.V1ObjectMeta(name=name, labels=labels))
+                )
+            run_playbook(server, "workloads_wait.yml", ns="default")
+            deployment = client.AppsV1Api(api).read_namespaced_deployment("dep", "default")
+            assert deployment.spec.strategy.type == "RollingUpdate"  # apiserver defaults
+            assert deployment.status.observed_generation == deployment.metadata.generation
+    finally:
+        stop_server(server)
