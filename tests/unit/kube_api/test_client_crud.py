@@ -230,3 +230,22 @@ def test_secret_string_data_folds_into_data(core, namespace):
     created = core.create_namespaced_secret(namespace, secret)
     assert created.data == {"token": "YWJj"} and created.string_data is None
     assert created.type == "Opaque"
+
+
+def test_json_patch_and_delete_collection(core, namespace):
+    core.create_namespaced_config_map(namespace, _cm("jp", {"batch": "1"}, {"a": "1"}))
+    core.create_namespaced_config_map(namespace, _cm("other", {"batch": "2"}))
+    patched = core.patch_namespaced_config_map(
+        "jp",
+        namespace,
+        [{"op": "add", "path": "/data/b", "value": "2"}, {"op": "remove", "path": "/data/a"}],
+    )
+    assert patched.data == {"b": "2"}
+    with pytest.raises(ApiException) as failed_test:
+        core.patch_namespaced_config_map(
+            "jp", namespace, [{"op": "test", "path": "/data/b", "value": "x"}]
+        )
+    assert failed_test.value.status == 422
+    core.delete_collection_namespaced_config_map(namespace, label_selector="batch=1")
+    remaining = [c.metadata.name for c in core.list_namespaced_config_map(namespace).items]
+    assert remaining == ["other"]
