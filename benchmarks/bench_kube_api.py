@@ -222,7 +222,7 @@ def main() -> int:
         started = time.perf_counter()
         rounds = 20
         for index in range(rounds):
-            _ = core.list_pod_for_all_namespaces(
+            _unused = core.list_pod_for_all_namespaces(
                 field_selector=f"spec.nodeName=gpu-node-{index:05d}", _preload_content=False
             ).data
         seconds = (time.perf_counter() - started) / rounds

@@ -114,7 +114,7 @@ class Cluster:
         return found
 
     def type_for_kind(self, api_version: str, kind: str) -> ResourceType | None:
-        group, _, version = api_version.rpartition("/")
+        group, _unused, version = api_version.rpartition("/")
         for resource_type in self.types.values():
             if (resource_type.group, resource_type.version, resource_type.kind) == (
                 group,
@@ -126,7 +126,7 @@ class Cluster:
 
     def served_group_versions(self) -> dict[str, list[str]]:
         groups: dict[str, list[str]] = {}
-        for group, version, _ in self.types:
+        for group, version, _unused in self.types:
             versions = groups.setdefault(group, [])
             if version not in versions:
                 versions.append(version)
@@ -1080,7 +1080,7 @@ class Cluster:
             crd_key = "apiextensions.k8s.io/customresourcedefinitions"
             ordered = [crd_key] + [k for k in objects if k != crd_key]
             for type_name in ordered:
-                group, _, plural = type_name.rpartition("/")
+                group, _unused, plural = type_name.rpartition("/")
                 resource_type = next(
                     (t for t in self.types.values() if t.key == (group, plural)),
                     None,
@@ -1159,7 +1159,7 @@ def _encode_continue(last_key: tuple[str, str], rv: int) -> str:
 def _decode_continue(token: str) -> tuple[tuple[str, str], int]:
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))
-        namespace, _, name = data["start"].rstrip("\x00").partition("/")
+        namespace, _unused, name = data["start"].rstrip("\x00").partition("/")
         return (namespace, name), int(data["rv"])
     except (ValueError, KeyError, TypeError) as error:
         raise bad_request(f"continue key is not valid: {error}") from error

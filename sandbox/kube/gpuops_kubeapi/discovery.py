@@ -67,7 +67,9 @@ def api_group(cluster: Cluster, group: str) -> dict[str, Any] | None:
 
 
 def api_resource_list(cluster: Cluster, group: str, version: str) -> dict[str, Any] | None:
-    types = [t for (g, v, _), t in sorted(cluster.types.items()) if (g, v) == (group, version)]
+    types = [
+        t for (g, v, _unused), t in sorted(cluster.types.items()) if (g, v) == (group, version)
+    ]
     if not types:
         return None
     resources = []

@@ -303,7 +303,7 @@ def server_side_apply(
         raise _conflict_error(conflicts, api_version)
     if conflicts:
         for other_key in managed.sets:
-            lost = {p for p in conflicts.get(other_key[0], [])}
+            lost = set(conflicts.get(other_key[0], []))
             if lost & managed.sets[other_key]:
                 managed.sets[other_key] -= lost
                 changed_keys.add(other_key)

@@ -157,8 +157,8 @@ class Store:
                 objects[record.key] = record
                 self._add_index(type_key, record)
             ordered = sorted(objects.items())
-            self._keys[type_key] = [key for key, _ in ordered]
-            self._records[type_key] = [record for _, record in ordered]
+            self._keys[type_key] = [key for key, _unused in ordered]
+            self._records[type_key] = [record for _unused, record in ordered]
 
     def scan(
         self, type_key: TypeKey, namespace: str | None, start_after: ObjectKey | None

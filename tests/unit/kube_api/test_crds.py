@@ -11,7 +11,9 @@ import yaml
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-from conftest import SHARED_CRDS, wait_for
+from conftest import SHARED_CRDS, requires_shared_crds, wait_for
+
+pytestmark = requires_shared_crds
 
 
 def _crd(file_name):

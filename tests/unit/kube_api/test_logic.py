@@ -125,7 +125,7 @@ def test_server_side_apply_conflicts_only_on_differing_values():
     merged, managed = fieldsets.server_side_apply(None, live, "one", False, None, "v1", "t")
     live = {**merged, "metadata": {**merged["metadata"], "managedFields": managed}}
     # Same value: shared ownership, no conflict.
-    _, shared = fieldsets.server_side_apply(
+    _unused, shared = fieldsets.server_side_apply(
         live, {"data": {"a": "1"}}, "two", False, None, "v1", "t"
     )
     assert sorted(e["manager"] for e in shared) == ["one", "two"]

@@ -6,7 +6,9 @@ import os
 
 from kubernetes import client, config
 
-from conftest import SHARED_CRDS, start_server, stop_server
+from conftest import SHARED_CRDS, requires_shared_crds, start_server, stop_server
+
+pytestmark = requires_shared_crds
 
 
 def _core(kubeconfig):
