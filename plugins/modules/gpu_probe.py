@@ -56,6 +56,7 @@ options:
       - NVML itself always talks to the driver of the machine the module runs on.
       - When not set, the E(GPUOPS_HOST_ROOT) environment variable is used if present (the
         sandbox sets it per simulated host).
+      - Must be an existing directory, else the module fails naming this option.
     type: path
     default: /
   nvlink:
@@ -635,6 +636,8 @@ ansible_facts:
               sample: 0
 """
 
+import os  # noqa: E402
+
 from ansible.module_utils.basic import AnsibleModule, env_fallback  # noqa: E402
 from ansible_collections.gpuops.cluster.plugins.module_utils.gpu_probe import probe  # noqa: E402
 
@@ -650,8 +653,14 @@ def main():
         ),
         supports_check_mode=True,
     )
+    host_root = module.params["host_root"]
+    if not os.path.isdir(host_root):
+        # A mistyped root would otherwise look like a host without GPUs.
+        module.fail_json(
+            msg="host_root: %s is not a directory; give the folder that stands for the host's /" % host_root
+        )
     facts, warnings = probe(
-        host_root=module.params["host_root"],
+        host_root=host_root,
         collect=module.params["collect"],
         nvlink=module.params["nvlink"],
     )

@@ -97,3 +97,12 @@ def test_module_against_simulator(tmp_path):
     assert gpu["summary"]["models"] == {"NVIDIA A100-SXM4-40GB": 8}
     assert gpu["driver"]["state"] == "loaded"
     assert [g["index"] for g in gpu["gpus"]] == list(range(8))
+
+
+def test_missing_host_root_fails_naming_the_option(tmp_path):
+    missing = tmp_path / "no-such-root"
+    rc, result = run_module("host_root=%s" % missing)
+    assert rc != 0
+    assert result.get("failed") is True
+    assert result["msg"].startswith("host_root: %s is not a directory" % missing)
+    assert "ansible_facts" not in result
