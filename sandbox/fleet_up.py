@@ -2,7 +2,8 @@
 
 The inventory is the single source of which host runs which fixture (gpuops_sandbox_fixture);
 this renders each host's /sys and /proc tree and resets its NVML state under a directory the
-inventory reads from GPUOPS_SANDBOX_DIR.
+inventory reads from GPUOPS_SANDBOX_DIR. It also writes `<dir>/kube-fleet.json`, the hosts the
+Kubernetes API stand-in registers as Nodes (`gpuops_kube_node`), each bound to its NVML state.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ VENV_BIN = Path(sys.executable).parent
 SIM_PYTHONPATH = str(REPO_ROOT / "sandbox" / "python")
 
 
-def inventory_hosts(inventory: Path) -> dict[str, dict]:
-    """Host name -> hostvars (unrendered) as ansible-inventory lists them."""
+def inventory_listing(inventory: Path) -> dict:
+    """`ansible-inventory --list` as a dict (hostvars unrendered, groups with their hosts)."""
     out = subprocess.run(
         [str(VENV_BIN / "ansible-inventory"), "-i", str(inventory), "--list"],
         cwd=REPO_ROOT,
@@ -28,7 +29,47 @@ def inventory_hosts(inventory: Path) -> dict[str, dict]:
         capture_output=True,
         text=True,
     ).stdout
-    return dict(json.loads(out)["_meta"]["hostvars"])
+    return json.loads(out)
+
+
+def inventory_hosts(inventory: Path) -> dict[str, dict]:
+    """Host name -> hostvars (unrendered) as ansible-inventory lists them."""
+    return dict(inventory_listing(inventory)["_meta"]["hostvars"])
+
+
+def _group_hosts(listing: dict, group: str) -> set[str]:
+    """Every host of `group`, children included."""
+    entry = listing.get(group) or {}
+    hosts = set(entry.get("hosts") or [])
+    for child in entry.get("children") or []:
+        hosts |= _group_hosts(listing, child)
+    return hosts
+
+
+def kube_fleet(listing: dict, sandbox_dir: Path) -> dict:
+    """The Kubernetes API stand-in's fleet manifest: one Node per host with gpuops_kube_node,
+    bound to that host's simulated GPUs (fixture and NVML state file)."""
+    control_plane = _group_hosts(listing, "kube_control_plane")
+    nodes = []
+    for host, hostvars in sorted(listing["_meta"]["hostvars"].items()):
+        if not hostvars.get("gpuops_kube_node") or not hostvars.get("gpuops_sandbox_fixture"):
+            continue
+        fixture = hostvars["gpuops_sandbox_fixture"]
+        name = str(hostvars.get("gpuops_kube_node_name") or host)
+        nodes.append(
+            {
+                "name": host if "{{" in name else name,
+                "host": host,
+                "fixture": str(fixture_path(fixture)),
+                "state": str(sandbox_dir / "hosts" / host / "nvml-state.json"),
+                "control_plane": host in control_plane,
+            }
+        )
+    return {"nodes": nodes}
+
+
+def kube_fleet_path(sandbox_dir: Path) -> Path:
+    return sandbox_dir / "kube-fleet.json"
 
 
 def sim(*args: str) -> subprocess.CompletedProcess:
@@ -44,9 +85,10 @@ def fixture_path(name: str) -> Path:
 
 def bring_up(inventory: Path, sandbox_dir: Path) -> dict[str, str]:
     """Render every inventory host that names a fixture; return host -> fixture name."""
+    listing = inventory_listing(inventory)
     fixtures = {
         host: hostvars["gpuops_sandbox_fixture"]
-        for host, hostvars in inventory_hosts(inventory).items()
+        for host, hostvars in listing["_meta"]["hostvars"].items()
         if hostvars.get("gpuops_sandbox_fixture")
     }
     sandbox_dir.mkdir(parents=True, exist_ok=True)
@@ -61,6 +103,10 @@ def bring_up(inventory: Path, sandbox_dir: Path) -> dict[str, str]:
         str(REPO_ROOT / "sandbox" / "fixtures"),
         "--dir",
         str(sandbox_dir),
+    )
+    # What the Kubernetes API stand-in registers as Nodes (`serve --fleet`).
+    kube_fleet_path(sandbox_dir).write_text(
+        json.dumps(kube_fleet(listing, sandbox_dir.resolve()), indent=2, sort_keys=True) + "\n"
     )
     return fixtures
 

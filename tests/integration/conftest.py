@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,10 @@ import fleet_up  # noqa: E402  (lives in sandbox/, shared with `make sandbox-up`
 
 VENV_BIN = Path(sys.executable).parent
 SANDBOX_INVENTORY = REPO_ROOT / "inventories" / "sandbox"
+KUBE_PACKAGE_DIR = REPO_ROOT / "sandbox" / "kube"
+# The upstream CRDs live in the workplace's shared/ folder beside the checkout.
+SHARED_DIR = Path(os.environ.get("GPUOPS_SHARED_DIR") or REPO_ROOT.parent / "shared")
+SHARED_CRDS = SHARED_DIR / "crds"
 RECAP_LINE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
 
 
@@ -90,3 +97,147 @@ def sandbox(tmp_path):
         "fixtures": fixtures,
         "env": {"GPUOPS_SANDBOX_DIR": str(sandbox_dir), "GPUOPS_REPORTS_DIR": str(reports)},
     }
+
+
+class KubeSandbox:
+    """A running Kubernetes API stand-in (sandbox/kube), started as a subprocess by PID."""
+
+    def __init__(self, process: subprocess.Popen, url: str, state_dir: Path):
+        self.process = process
+        self.pid = process.pid
+        self.url = url
+        self.state_dir = state_dir
+        self.kubeconfig = state_dir / "kubeconfig"
+        self.env = {"GPUOPS_KUBECONFIG": str(self.kubeconfig), "K8S_AUTH_KUBECONFIG": str(self.kubeconfig)}
+        self._api_client = None
+
+    def api_client(self):
+        """A kubernetes.client.ApiClient for this server (one per fixture, closed at the end)."""
+        if self._api_client is None:
+            from kubernetes import client, config
+
+            configuration = client.Configuration()
+            config.load_kube_config(config_file=str(self.kubeconfig), client_configuration=configuration)
+            self._api_client = client.ApiClient(configuration)
+        return self._api_client
+
+    def dynamic(self):
+        """A kubernetes.dynamic.DynamicClient; discovery is not cached across calls, so kinds
+        served by CRDs created meanwhile (e.g. through OLM) are found."""
+        from kubernetes.dynamic import DynamicClient
+        from kubernetes.dynamic.discovery import LazyDiscoverer
+
+        cache = self.state_dir / f"discovery-{time.monotonic_ns()}.json"
+        return DynamicClient(self.api_client(), discoverer=LazyDiscoverer, cache_file=str(cache))
+
+    def wait_for(self, predicate, timeout: float = 10.0, interval: float = 0.1, message: str = ""):
+        """Poll `predicate` until it returns something truthy (controllers act asynchronously)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError(message or "condition not met in time")
+            time.sleep(interval)
+
+    def stop(self) -> None:
+        if self._api_client is not None:
+            self._api_client.close()
+            self._api_client = None
+        if self.process.poll() is not None:
+            return
+        os.kill(self.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.kill(self.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def __repr__(self):
+        return f"<KubeSandbox pid={self.pid} {self.url} kubeconfig={self.kubeconfig}>"
+
+
+def start_kube(
+    state_dir: Path,
+    *,
+    fleet: Path | None = None,
+    crds="all",
+    controllers="all",
+    openshift: bool = False,
+) -> KubeSandbox:
+    """Start the stand-in on a free 127.0.0.1 port with its state (snapshot, kubeconfig) in
+    state_dir. crds: "all" (every file of shared/crds), None, or a list of file names there.
+    controllers: "all", None, or a list of names (gpu-operator, mig-manager, device-plugin,
+    scheduler, olm)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "gpuops_kubeapi",
+        "serve",
+        "--port",
+        "0",
+        "--state-dir",
+        str(state_dir),
+        "--kubeconfig-out",
+        str(state_dir / "kubeconfig"),
+        "--controllers",
+        controllers if isinstance(controllers, str) else ",".join(controllers or []) or "none",
+    ]
+    if crds is not None and not SHARED_CRDS.is_dir():
+        pytest.skip(f"upstream CRDs not found at {SHARED_CRDS} (set GPUOPS_SHARED_DIR)")
+    if crds == "all":
+        command += ["--crds", str(SHARED_CRDS)]
+    elif crds is not None:
+        for name in crds:
+            command += ["--crds", str(SHARED_CRDS / name)]
+    if SHARED_CRDS.is_dir():
+        # Where the olm controller finds what an installed operator serves.
+        command += ["--operator-crds", str(SHARED_CRDS)]
+    if fleet is not None:
+        command += ["--fleet", str(fleet)]
+    if openshift:
+        command.append("--openshift")
+    log = open(state_dir / "server.log", "w")  # noqa: SIM115 - lives as long as the server
+    env = dict(os.environ, PYTHONPATH=str(KUBE_PACKAGE_DIR))
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=env, text=True)
+    log.close()
+    line = process.stdout.readline()
+    if "serving" not in line:
+        process.kill()
+        process.wait()
+        raise RuntimeError(f"kube API stand-in did not start: {line!r}; see {state_dir / 'server.log'}")
+    return KubeSandbox(process, line.rsplit(" ", 1)[-1].strip(), state_dir)
+
+
+@pytest.fixture
+def kube_factory(sandbox, tmp_path):
+    """kube_factory(crds="all"|[file names]|None, controllers="all"|[names]|None, openshift=False,
+    register_fleet=True) -> KubeSandbox; every server started is stopped (by PID) at the end."""
+    started: list[KubeSandbox] = []
+
+    def factory(crds="all", controllers="all", openshift=False, register_fleet=True) -> KubeSandbox:
+        state_dir = tmp_path / f"kube{len(started) or ''}"
+        if state_dir.exists():
+            shutil.rmtree(state_dir)
+        server = start_kube(
+            state_dir,
+            fleet=fleet_up.kube_fleet_path(sandbox["dir"]) if register_fleet else None,
+            crds=crds,
+            controllers=controllers,
+            openshift=openshift,
+        )
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def kube(kube_factory):
+    """The sandbox fleet's Kubernetes cluster: every CRD of shared/crds, every simulated
+    controller, every sandbox host a Node bound to its simulated GPUs."""
+    return kube_factory()

@@ -1,4 +1,5 @@
-"""Command line: `python -m gpuops_kubeapi serve --port P --state-dir D --kubeconfig-out F`."""
+"""Command line: `python -m gpuops_kubeapi serve --port P --state-dir D --kubeconfig-out F`
+[--crds DIR|FILE ...] [--fleet MANIFEST.json] [--controllers all|none|a,b] [--openshift]."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import threading
 
 import yaml
 
-from .api import Cluster, WriteOptions
+from .api import Cluster, WriteOptions, now
 from .server import KubeApiServer
+from .sim import fleet
+from .sim.controllers import build_runner, parse_controllers
 from .store import Store
 
 SNAPSHOT_NAME = "state.json"
@@ -34,12 +37,19 @@ def kubeconfig(url: str) -> dict:
     }
 
 
-def load_crds(cluster: Cluster, directory: str) -> int:
+def crd_files(location: str) -> list[str]:
+    """A CRD file, or every *.yaml / *.yml file of a directory, sorted."""
+    if os.path.isfile(location):
+        return [location]
+    return sorted(
+        glob.glob(os.path.join(location, "*.yaml")) + glob.glob(os.path.join(location, "*.yml"))
+    )
+
+
+def load_crds(cluster: Cluster, location: str) -> int:
     crd_type = cluster.types[("apiextensions.k8s.io", "v1", "customresourcedefinitions")]
     loaded = 0
-    for path in sorted(
-        glob.glob(os.path.join(directory, "*.yaml")) + glob.glob(os.path.join(directory, "*.yml"))
-    ):
+    for path in crd_files(location):
         with open(path, encoding="utf-8") as handle:
             for document in yaml.safe_load_all(handle):
                 if (
@@ -65,8 +75,17 @@ def serve(args: argparse.Namespace) -> int:
         if snapshot:
             cluster.restore(snapshot)
     cluster.bootstrap()
-    if args.crds:
-        load_crds(cluster, args.crds)
+    for location in args.crds or []:
+        load_crds(cluster, location)
+    names = parse_controllers(args.controllers)
+    if args.fleet:
+        fleet.register(cluster, fleet.read_manifest(args.fleet), now())
+    runner = build_runner(
+        cluster,
+        names,
+        {"openshift": args.openshift, "shared_crds": args.operator_crds or args.crds or []},
+        resync=args.resync,
+    )
     server = KubeApiServer(("127.0.0.1", args.port), cluster, verbose=args.verbose)
     if args.kubeconfig_out:
         os.makedirs(os.path.dirname(os.path.abspath(args.kubeconfig_out)), exist_ok=True)
@@ -86,10 +105,12 @@ def serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    runner.start()
     print(f"gpuops-kubeapi pid {os.getpid()} serving {server.url}", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
+        runner.stop()
         with cluster.store.changed:
             cluster.store.closed = True
             cluster.store.changed.notify_all()
@@ -108,7 +129,34 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     serve_parser.add_argument("--state-dir", help="where the snapshot and PID file live")
     serve_parser.add_argument("--kubeconfig-out", help="write a kubeconfig for this server here")
-    serve_parser.add_argument("--crds", help="directory of CRD YAML files to install at start")
+    serve_parser.add_argument(
+        "--crds",
+        action="append",
+        help="CRD YAML file, or directory of them, to install at start (repeatable)",
+    )
+    serve_parser.add_argument(
+        "--operator-crds",
+        action="append",
+        help="where the olm controller finds the CRDs an operator serves once installed "
+        "(default: the --crds locations)",
+    )
+    serve_parser.add_argument(
+        "--fleet", help="fleet manifest (sandbox/fleet_up.py) whose hosts become Nodes"
+    )
+    serve_parser.add_argument(
+        "--controllers",
+        default="none",
+        help="simulated controllers to run: all, none, or a comma list of "
+        "gpu-operator,mig-manager,device-plugin,scheduler,olm",
+    )
+    serve_parser.add_argument(
+        "--openshift",
+        action="store_true",
+        help="serve config.openshift.io ClusterVersion and route.openshift.io as OpenShift does",
+    )
+    serve_parser.add_argument(
+        "--resync", type=float, default=0.5, help="controller resync period in seconds"
+    )
     serve_parser.add_argument("--pid-file", help="PID file (default: STATE_DIR/kubeapi.pid)")
     serve_parser.add_argument(
         "--simulate-workloads",
@@ -118,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--verbose", action="store_true", help="log requests to stderr")
     args = parser.parse_args(argv)
     if args.command == "serve":
+        try:
+            parse_controllers(args.controllers)
+        except ValueError as exc:
+            parser.error(str(exc))
         return serve(args)
     return 2
 
