@@ -114,9 +114,22 @@ def cmd_reset_gpu(args):
 
 def cmd_reboot(args):
     """Host reboot: processes and MIG instances go; MIG mode stays on Ampere (InfoROM),
-    and is off again on Hopper and later."""
+    and is off again on Hopper and later. With --driver-version the host comes back with that
+    driver loaded (see gpuops_sim.driver_reload)."""
     store = _store(args)
     fixture = store.fixture
+    if args.driver_version:
+        from gpuops_sim import driver_reload
+
+        try:
+            new_fixture = driver_reload.install(
+                fixture["path"], args.driver_version, args.kernel_module, args.cuda_driver_version
+            )
+        except driver_reload.DriverChangeError as exc:
+            raise CliError(str(exc)) from None
+        root = args.root or driver_reload.default_root(args.state)
+        if root:
+            hostroot.render(new_fixture, root, _uuids(new_fixture, store.data.get("host") or store.host))
 
     def change(data):
         data["boots"] = data.get("boots", 0) + 1
@@ -274,6 +287,10 @@ def build_parser():
 
     p = sub.add_parser("reboot", help="host reboot: instances and processes go")
     p.add_argument("--state", required=True)
+    p.add_argument("--driver-version", help="come back with this driver loaded (host-local fixture needed)")
+    p.add_argument("--kernel-module", choices=("open", "proprietary"), help="with --driver-version: module flavour")
+    p.add_argument("--cuda-driver-version", type=int, help="with --driver-version: e.g. 12040 (default: by branch)")
+    p.add_argument("--root", help="host tree to render again (default: root/ next to the state, if there)")
     p.set_defaults(func=cmd_reboot)
 
     p = sub.add_parser("spawn", help="start a GPU process")
