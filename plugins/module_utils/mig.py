@@ -35,6 +35,7 @@ try:  # packed by Ansible as ansible_collections.gpuops.cluster.plugins.module_u
     from ansible_collections.gpuops.cluster.plugins.module_utils.mig_catalog import (
         GpuModel,
         MigProfile,
+        ci_profiles_for,
         find_model,
         known_gpu_names,
         parse_pci_device_id,
@@ -43,6 +44,7 @@ except ImportError:  # pragma: no cover - only when loaded outside the collectio
     from mig_catalog import (  # type: ignore[no-redef]
         GpuModel,
         MigProfile,
+        ci_profiles_for,
         find_model,
         known_gpu_names,
         parse_pci_device_id,
@@ -120,6 +122,133 @@ def _layout_counts(model: GpuModel, layout: Any, what: str = "layout") -> Dict[s
             % (what, ", ".join("%s: %d" % item for item in sorted(media.items())))
         )
     return counts
+
+
+_ENTRY_KEYS_LAYOUT = ("count", "compute_instances")
+
+
+def split_layout(
+    model: GpuModel, layout: Any, what: str = "layout"
+) -> Tuple[Dict[str, int], Dict[str, Dict[str, int]]]:
+    """Validate a layout whose values are counts or ``{count, compute_instances}`` mappings.
+
+    ``{"3g.20gb": {"count": 1, "compute_instances": {"1c.3g.20gb": 3}}, "1g.5gb": 2}`` gives
+    counts ``{"3g.20gb": 1, "1g.5gb": 2}`` and compute-instance specs
+    ``{"3g.20gb": {"1c.3g.20gb": 3}}``. A profile without ``compute_instances`` gets one
+    full-size compute instance per GPU instance (what mig-parted and the GPU Operator create).
+    """
+    if not isinstance(layout, Mapping):
+        raise MigLayoutError("%s must be a mapping of profile name to count, got %s" % (what, type(layout).__name__))
+    plain: Dict[Any, Any] = {}
+    specs: Dict[str, Dict[str, int]] = {}
+    for name, value in layout.items():
+        if isinstance(value, Mapping):
+            where = "%s.%s" % (what, name)
+            for key in value:
+                if key not in _ENTRY_KEYS_LAYOUT:
+                    raise MigLayoutError(
+                        "%s.%s: unknown key; allowed: %s" % (where, key, ", ".join(_ENTRY_KEYS_LAYOUT))
+                    )
+            if "count" not in value:
+                raise MigLayoutError("%s.count: required (instances of %s per GPU)" % (where, name))
+            plain[name] = value["count"]
+            cis = value.get("compute_instances")
+            if cis is not None:
+                if not isinstance(cis, Mapping) or not cis:
+                    raise MigLayoutError(
+                        "%s.compute_instances: must be a non-empty mapping of compute instance profile to count" % where
+                    )
+                specs[str(name)] = dict(cis)
+        else:
+            plain[name] = value
+    counts = _layout_counts(model, plain, what)
+    for name, spec in specs.items():
+        if name in counts:
+            plan_compute_instances(model, name, spec, what="%s.%s.compute_instances" % (what, name))
+    return counts, {n: s for n, s in specs.items() if n in counts}
+
+
+def plan_compute_instances(
+    model: GpuModel, gi_profile_name: str, spec: Optional[Mapping[str, int]] = None, what: str = "compute_instances"
+) -> List[Tuple[str, int]]:
+    """(compute instance profile, start) inside one GI of ``gi_profile_name``; largest first.
+
+    ``spec`` None means one full-size compute instance.
+    """
+    gi_profile = model.profile(gi_profile_name)
+    offered = ci_profiles_for(gi_profile)
+    if spec is None:
+        return [(gi_profile.name, 0)]
+    by_name = {c.name: c for c in offered}
+    wanted = []
+    for name, count in spec.items():
+        ci = by_name.get(name)
+        if ci is None:
+            raise MigLayoutError(
+                "%s: unknown compute instance profile %r in %s; allowed: %s"
+                % (what, name, gi_profile_name, ", ".join(c.name for c in offered))
+            )
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise MigLayoutError("%s.%s: count must be a non-negative int, got %r" % (what, name, count))
+        if count > ci.max_count:
+            raise MigLayoutError(
+                "%s.%s: count %d is over the maximum of %d per %s instance"
+                % (what, name, count, ci.max_count, gi_profile_name)
+            )
+        wanted.extend([ci] * count)
+    if not wanted:
+        raise MigLayoutError("%s: at least one compute instance per GPU instance of %s" % (what, gi_profile_name))
+    wanted.sort(key=lambda c: (-c.compute_slices, c.name))
+    if sum(c.compute_slices for c in wanted) > gi_profile.compute_slices:
+        raise MigLayoutError(
+            "%s: %d compute slices asked for, a %s instance has %d"
+            % (what, sum(c.compute_slices for c in wanted), gi_profile_name, gi_profile.compute_slices)
+        )
+    starts: List[int] = []
+
+    def place(index: int, occupied: int) -> bool:
+        if index == len(wanted):
+            return True
+        ci = wanted[index]
+        for start in ci.start_slots:
+            mask = _slot_mask(start, ci.compute_slices)
+            if occupied & mask:
+                continue
+            starts.append(start)
+            if place(index + 1, occupied | mask):
+                return True
+            starts.pop()
+        return False
+
+    if not place(0, 0):
+        raise MigLayoutError(
+            "%s: %s do not fit together in a %s instance"
+            % (what, ", ".join("%s x%d" % i for i in sorted(Counter(c.name for c in wanted).items())), gi_profile_name)
+        )
+    return [(wanted[i].name, s) for i, s in enumerate(starts)]
+
+
+def driver_major(driver_version: Any) -> Optional[int]:
+    """550 for "550.127.05"; None when unknown."""
+    if driver_version is None:
+        return None
+    if isinstance(driver_version, int) and not isinstance(driver_version, bool):
+        return driver_version
+    match = re.match(r"^\s*(\d+)", str(driver_version))
+    return int(match.group(1)) if match else None
+
+
+def check_driver_gates(model: GpuModel, counts: Mapping[str, int], driver_version: Any, what: str = "layout") -> None:
+    """Raise when the layout needs a newer driver than ``driver_version`` (None: not checked)."""
+    major = driver_major(driver_version)
+    if major is None:
+        return
+    present = {name for name, count in counts.items() if count}
+    for gate in model.driver_gates:
+        if set(gate.profiles) <= present and major < gate.min_driver_major:
+            raise MigLayoutError(
+                "%s: %s on %s; this host runs driver %s" % (what, gate.reason, model.key, driver_version)
+            )
 
 
 def _expand(model: GpuModel, counts: Mapping[str, int]) -> List[MigProfile]:
@@ -208,9 +337,12 @@ def _fit(
     return search.run(occupied), search
 
 
-def plan_layout_for_model(model: GpuModel, layout: Mapping[str, int]) -> List[Tuple[str, int]]:
+def plan_layout_for_model(
+    model: GpuModel, layout: Mapping[str, Any], driver_version: Any = None
+) -> List[Tuple[str, int]]:
     """``plan_layout`` for a catalog entry, e.g. one built by mig_catalog.model_from_nvml."""
-    counts = _layout_counts(model, layout)
+    counts, _unused = split_layout(model, layout)
+    check_driver_gates(model, counts, driver_version)
     instances = _expand(model, counts)
     compute = sum(p.compute_slices for p in instances)
     memory = sum(p.memory_slices for p in instances)
@@ -225,14 +357,17 @@ def plan_layout_for_model(model: GpuModel, layout: Mapping[str, int]) -> List[Tu
     return [(instances[i].name, s) for i, s in enumerate(starts)]
 
 
-def plan_layout(gpu_name: str, layout: dict) -> list[tuple[str, int]]:
+def plan_layout(gpu_name: str, layout: dict, driver_version: Any = None) -> list[tuple[str, int]]:
     """One (profile, start slot) per instance of ``layout`` on the GPU NVML calls ``gpu_name``.
 
     Raises MigLayoutError for an unknown GPU model or profile, a count that is not a
-    non-negative int or is over the profile's maximum, more than one +me instance, or a layout
-    that does not fit (the message says what was left). See the module docstring for the order.
+    non-negative int or is over the profile's maximum, more than one +me instance, a layout
+    that does not fit (the message says what was left), or, when ``driver_version`` is given,
+    a combination that driver cannot create (4g + 3g before R510). Layout values may also be
+    ``{"count": N, "compute_instances": {...}}`` (see ``split_layout``). See the module
+    docstring for the order.
     """
-    return plan_layout_for_model(resolve_model(gpu_name), layout)
+    return plan_layout_for_model(resolve_model(gpu_name), layout, driver_version)
 
 
 def check_placements(model: GpuModel, placements: Sequence[Tuple[str, int]]) -> None:
@@ -292,6 +427,7 @@ class MigPlan:
     before: List[str]
     after: List[str]
     summary: str
+    remade: List[Dict[str, Any]] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -312,6 +448,7 @@ class MigPlan:
             "create": [dict(i) for i in self.create],
             "steps": [dict(s) for s in self.steps],
             "busy_destroyed": [dict(i) for i in self.busy_destroyed],
+            "remade": [dict(i) for i in self.remade],
             "before": list(self.before),
             "after": list(self.after),
             "summary": self.summary,
@@ -375,7 +512,12 @@ def _public(entry: Mapping[str, Any]) -> Dict[str, Any]:
     return {k: entry[k] for k in ("gi_id", "profile", "start", "compute_instances", "busy")}
 
 
-def _choose_kept(model: GpuModel, live: List[Dict[str, Any]], counts: Mapping[str, int]):
+def _choose_kept(
+    model: GpuModel,
+    live: List[Dict[str, Any]],
+    counts: Mapping[str, int],
+    desired_cis: Optional[Mapping[str, Sequence[Tuple[str, int]]]] = None,
+):
     """Best subset of live instances to keep and placements for the rest.
 
     Objective, in order: keep the most busy instances, then the most instances, then the most
@@ -392,9 +534,16 @@ def _choose_kept(model: GpuModel, live: List[Dict[str, Any]], counts: Mapping[st
             continue
         busy = sum(1 for e in chosen if e["busy"])
         slices = sum(model.profile(e["profile"]).memory_slices for e in chosen)
+        ci_ok = 0
+        if desired_cis:
+            ci_ok = sum(
+                1
+                for e in chosen
+                if Counter(_live_ci_profiles(e)) == Counter(n for n, _unused in desired_cis[e["profile"]])
+            )
         # Reverse the bit order so that keeping earlier instances sorts first.
         preference = -int(format(bits, "0%db" % len(candidates))[::-1], 2)
-        scored.append(((-busy, -len(chosen), -slices, preference), chosen, kept_counts))
+        scored.append(((-busy, -len(chosen), -slices, -ci_ok, preference), chosen, kept_counts))
     scored.sort(key=lambda item: item[0])
     last_search = None
     for _unused, chosen, kept_counts in scored:
@@ -416,31 +565,55 @@ def _choose_kept(model: GpuModel, live: List[Dict[str, Any]], counts: Mapping[st
     raise MigLayoutError(_no_room_message(model, instances, search))
 
 
+def _live_ci_profiles(entry: Mapping[str, Any]) -> List[str]:
+    """Profile names of a live GI's compute instances; one without a name is the full-size one."""
+    names = []
+    for ci in entry["compute_instances"]:
+        name = ci.get("profile") if isinstance(ci, Mapping) else None
+        names.append(name or entry["profile"])
+    return names
+
+
+def _ci_busy(ci: Any) -> bool:
+    return bool(ci.get("busy", False)) if isinstance(ci, Mapping) else False
+
+
 def plan_changes(
     gpu_name: str,
     live_instances: Sequence[Mapping[str, Any]],
-    desired_layout: Mapping[str, int],
+    desired_layout: Mapping[str, Any],
     model: Optional[GpuModel] = None,
+    driver_version: Any = None,
 ) -> MigPlan:
     """Plan the re-layout of one GPU from its live GPU instances to ``desired_layout``.
 
     live_instances: ``[{"gi_id": 1, "profile": "3g.20gb", "start": 4,
-    "compute_instances": [...], "busy": False}, ...]``. Keeps every live instance that can stay
-    where it is (busy ones first, then as many as possible), destroys only what must go and
-    creates the rest at explicit placements around the kept ones. ``busy_destroyed`` lists busy
-    instances that would be destroyed: the caller refuses unless forced. Pass ``model`` for a
-    GPU the catalog does not know (see mig_catalog.model_from_nvml).
+    "compute_instances": [{"ci_id": 0, "profile": "3g.20gb", "start": 0, "busy": False}],
+    "busy": False}, ...]`` (a compute instance without ``profile`` is the full-size one).
+    Keeps every live instance that can stay where it is (busy ones first, then as many as
+    possible), destroys only what must go and creates the rest at explicit placements around
+    the kept ones. A kept GPU instance whose compute instances differ from the desired ones
+    (``compute_instances`` in the layout; default one full-size) gets them re-made inside it.
+    ``busy_destroyed`` lists busy instances that would be destroyed (GPU instances, or compute
+    instances of a kept one): the caller refuses unless forced. Pass ``model`` for a GPU the
+    catalog does not know (see mig_catalog.model_from_nvml), ``driver_version`` to apply the
+    catalog's driver gates.
     """
     model = model or resolve_model(gpu_name)
-    counts = _layout_counts(model, desired_layout, what="desired_layout")
+    counts, ci_specs = split_layout(model, desired_layout, what="desired_layout")
+    check_driver_gates(model, counts, driver_version, what="desired_layout")
     # Fail on an impossible layout before looking at the live state.
     plan_layout_for_model(model, counts)
     live = _normalize_live(model, live_instances)
+    desired_cis = {name: plan_compute_instances(model, name, ci_specs.get(name)) for name in counts}
 
-    kept, created = _choose_kept(model, live, counts)
+    kept, created = _choose_kept(model, live, counts, desired_cis)
     kept_ids = {e["gi_id"] for e in kept}
     destroy = [e for e in live if e["gi_id"] not in kept_ids]
     create = [{"profile": p.name, "start": s} for p, s in created]
+    for entry in create:
+        if entry["profile"] in ci_specs:
+            entry["compute_instances"] = [{"profile": n, "start": cs} for n, cs in desired_cis[entry["profile"]]]
 
     steps: List[Dict[str, Any]] = []
     for entry in destroy:
@@ -457,19 +630,60 @@ def plan_changes(
         steps.append(
             {"action": "destroy_gi", "gi_id": entry["gi_id"], "profile": entry["profile"], "start": entry["start"]}
         )
+    # Compute instances of kept GPU instances that must change: destroy first, re-make below.
+    remake = []
+    busy_destroyed = [_public(e) for e in destroy if e["busy"]]
+    for entry in kept:
+        wanted = desired_cis[entry["profile"]]
+        have = _live_ci_profiles(entry)
+        if not have or Counter(have) == Counter(n for n, _unused in wanted):
+            if not have:
+                remake.append(entry)
+            continue
+        remake.append(entry)
+        for ci in entry["compute_instances"]:
+            steps.append(
+                {
+                    "action": "destroy_ci",
+                    "gi_id": entry["gi_id"],
+                    "ci_id": _ci_id(ci),
+                    "profile": entry["profile"],
+                    "start": entry["start"],
+                }
+            )
+        if any(_ci_busy(ci) for ci in entry["compute_instances"]):
+            busy = _public(entry)
+            busy["compute_instances_only"] = True
+            busy_destroyed.append(busy)
     for entry in create:
         steps.append({"action": "create_gi", "profile": entry["profile"], "start": entry["start"]})
-        steps.append({"action": "create_ci", "profile": entry["profile"], "start": entry["start"]})
-    # A kept GPU instance without a compute instance is no usable MIG device yet.
-    for entry in kept:
-        if not entry["compute_instances"]:
+        for ci_name, ci_start in desired_cis[entry["profile"]]:
             steps.append(
-                {"action": "create_ci", "gi_id": entry["gi_id"], "profile": entry["profile"], "start": entry["start"]}
+                {
+                    "action": "create_ci",
+                    "profile": entry["profile"],
+                    "start": entry["start"],
+                    "ci_profile": ci_name,
+                    "ci_start": ci_start,
+                }
+            )
+    # A kept GPU instance without a compute instance is no usable MIG device yet.
+    for entry in remake:
+        for ci_name, ci_start in desired_cis[entry["profile"]]:
+            steps.append(
+                {
+                    "action": "create_ci",
+                    "gi_id": entry["gi_id"],
+                    "profile": entry["profile"],
+                    "start": entry["start"],
+                    "ci_profile": ci_name,
+                    "ci_start": ci_start,
+                }
             )
 
-    busy_destroyed = [_public(e) for e in destroy if e["busy"]]
-    before = [_describe(e["profile"], e["start"]) for e in live]
-    after = sorted([(e["start"], e["profile"]) for e in kept] + [(c["start"], c["profile"]) for c in create])
+    before = [_describe_live(e) for e in live]
+    after_items = [(e["start"], e["profile"], tuple(n for n, _unused in desired_cis[e["profile"]])) for e in kept]
+    after_items += [(c["start"], c["profile"], tuple(n for n, _unused in desired_cis[c["profile"]])) for c in create]
     plan = MigPlan(
         gpu_name=gpu_name,
         model=model.key,
@@ -479,11 +693,24 @@ def plan_changes(
         steps=steps,
         busy_destroyed=busy_destroyed,
         before=before,
-        after=[_describe(name, start) for start, name in after],
+        after=[_describe_cis(name, start, cis) for start, name, cis in sorted(after_items)],
         summary="",
     )
+    plan.remade = [_public(e) for e in remake if e["compute_instances"]]
     plan.summary = _summarize(plan)
     return plan
+
+
+def _describe_cis(name: str, start: int, ci_names: Sequence[str]) -> str:
+    text = _describe(name, start)
+    if list(ci_names) != [name]:
+        text += "[%s]" % ",".join(ci_names)
+    return text
+
+
+def _describe_live(entry: Mapping[str, Any]) -> str:
+    names = _live_ci_profiles(entry)
+    return _describe_cis(entry["profile"], entry["start"], names or [entry["profile"]])
 
 
 def _summarize(plan: MigPlan) -> str:
@@ -509,7 +736,11 @@ def _summarize(plan: MigPlan) -> str:
         parts.append(
             "create %d (%s)" % (len(plan.create), ", ".join(_describe(c["profile"], c["start"]) for c in plan.create))
         )
-    missing_ci = [s for s in plan.steps if s["action"] == "create_ci" and "gi_id" in s]
+    remade = getattr(plan, "remade", [])
+    if remade:
+        parts.append("re-make compute instances of %d kept" % len(remade))
+    missing_ci = {s["gi_id"] for s in plan.steps if s["action"] == "create_ci" and "gi_id" in s}
+    missing_ci -= {e["gi_id"] for e in remade}
     if missing_ci:
         parts.append("add compute instance to %d kept" % len(missing_ci))
     text = "%s: %s" % (plan.model, "; ".join(parts))

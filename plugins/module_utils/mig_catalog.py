@@ -54,6 +54,60 @@ class MigProfile:
 
 
 @dataclass(frozen=True)
+class CiProfile:
+    """A compute instance profile inside a GPU instance of some profile."""
+
+    name: str  # "1c.3g.20gb"; the full-size one carries the GI profile's name ("3g.20gb")
+    compute_slices: int
+    start_slots: Tuple[int, ...]  # allowed starts inside the GPU instance (compute slices)
+    max_count: int
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "name": self.name,
+            "compute_slices": self.compute_slices,
+            "start_slots": list(self.start_slots),
+            "max_count": self.max_count,
+        }
+
+
+@dataclass(frozen=True)
+class DriverGate:
+    """Profiles that together (or alone, for one name) need a minimum driver branch."""
+
+    profiles: Tuple[str, ...]
+    min_driver_major: int
+    reason: str
+
+
+# Compute instance sizes and their allowed starts inside a GI (the same scheme on every
+# MIG GPU so far: `nvidia-smi mig -lcip` on A100/H100). A GI of g compute slices offers the
+# sizes <= g whose start + size <= g.
+CI_SHAPES: Tuple[Tuple[int, Tuple[int, ...]], ...] = (
+    (1, (0, 1, 2, 3, 4, 5, 6)),
+    (2, (0, 2, 4)),
+    (3, (0, 4)),
+    (4, (0,)),
+    (7, (0,)),
+)
+
+
+def ci_profiles_for(gi_profile: "MigProfile") -> List[CiProfile]:
+    """Compute instance profiles a GI of ``gi_profile`` offers, smallest first."""
+    result = []
+    for size, starts in CI_SHAPES:
+        if size > gi_profile.compute_slices:
+            continue
+        fitting = tuple(s for s in starts if s + size <= gi_profile.compute_slices)
+        if not fitting:
+            continue
+        full = size == gi_profile.compute_slices
+        name = gi_profile.name if full else "%dc.%s" % (size, gi_profile.name)
+        result.append(CiProfile(name=name, compute_slices=size, start_slots=fitting, max_count=len(fitting)))
+    return result
+
+
+@dataclass(frozen=True)
 class GpuModel:
     """MIG geometry of one GPU model."""
 
@@ -66,6 +120,7 @@ class GpuModel:
     pci_device_ids: Tuple[int, ...] = ()  # device << 16 | vendor, as mig-parted device-filter
     inferred: bool = False
     notes: Tuple[str, ...] = ()
+    driver_gates: Tuple[DriverGate, ...] = ()
     _by_name: Dict[str, MigProfile] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -88,6 +143,10 @@ class GpuModel:
             "pci_device_ids": ["0x%08X" % d for d in self.pci_device_ids],
             "inferred": self.inferred,
             "notes": list(self.notes),
+            "driver_gates": [
+                {"profiles": list(g.profiles), "min_driver_major": g.min_driver_major, "reason": g.reason}
+                for g in self.driver_gates
+            ],
             "profiles": [p.to_dict() for p in self.profiles],
         }
 
@@ -243,6 +302,11 @@ def _eight_slice_model(row):
     notes = ("4g + 3g together needs driver R510 or newer",)
     if inferred:
         notes += ("not seen on hardware: confirm placements with nvidia-smi mig -lgipp",)
+    gate = DriverGate(
+        profiles=(names["4g"][0], names["3g"][0]),
+        min_driver_major=510,
+        reason="4g + 3g instances together need driver R510 or newer",
+    )
     return GpuModel(
         key=key,
         description=description,
@@ -253,6 +317,7 @@ def _eight_slice_model(row):
         pci_device_ids=pci_ids,
         inferred=inferred,
         notes=notes,
+        driver_gates=(gate,),
     )
 
 
@@ -273,6 +338,7 @@ _A30_24GB = GpuModel(
         MigProfile("4g.24gb", 0, 4, 4, (0,), 1, False),
     ),
     notes=("2g.12gb+me needs driver R525 or newer",),
+    driver_gates=(DriverGate(("2g.12gb+me",), 525, "2g.12gb+me needs driver R525 or newer"),),
 )
 
 CATALOG: Tuple[GpuModel, ...] = (

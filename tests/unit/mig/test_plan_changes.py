@@ -114,7 +114,9 @@ def test_kept_instance_without_compute_instance_gets_one():
     live = _live(("7g.40gb", 0))
     live[0]["compute_instances"] = []
     plan = mig.plan_changes(A100, live, {"7g.40gb": 1})
-    assert plan.steps == [{"action": "create_ci", "gi_id": 1, "profile": "7g.40gb", "start": 0}]
+    assert plan.steps == [
+        {"action": "create_ci", "gi_id": 1, "profile": "7g.40gb", "start": 0, "ci_profile": "7g.40gb", "ci_start": 0}
+    ]
     apply_plan(A100, live, plan)
 
 
