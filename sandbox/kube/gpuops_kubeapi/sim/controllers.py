@@ -43,6 +43,7 @@ def build_runner(
     cluster: Cluster, names: list[str], options: dict[str, Any], resync: float = 0.5
 ) -> Runner:
     classes = controller_classes()
+    options = dict(options, controllers=list(names))
     if options.get("openshift"):
         from .olm import serve_openshift
 

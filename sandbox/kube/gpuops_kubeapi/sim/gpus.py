@@ -36,16 +36,9 @@ def _signature(fixture_path: str, state_path: str | None):
     return tuple(parts)
 
 
-def _state(fixture: dict[str, Any], state_path: str | None) -> dict[str, Any]:
+def _state(fixture: dict[str, Any], data: Any) -> dict[str, Any]:
     from gpuops_sim import state as sim_state
 
-    data = None
-    if state_path:
-        try:
-            with open(state_path, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except (OSError, ValueError):
-            data = None
     if (
         not isinstance(data, dict)
         or data.get("fixture_name") != fixture["name"]
@@ -59,9 +52,26 @@ def _persistent(fault: dict[str, Any]) -> bool:
     return fault.get("times") is None
 
 
+def _read_json(path: str | None):
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
 def read_host(fixture_path: str, state_path: str | None = None) -> dict[str, Any]:
     """{driver, nvml_ok, gpus: [{index, name, product, memory_mib, mig_capable, mig_enabled,
-    healthy, mig_devices: [profile]}], signature} for one host, cached until a file changes."""
+    healthy, mig_devices: [profile]}], signature} for one host, cached until a file changes.
+
+    The fixture is the one the state file was made from when that file names one that exists
+    (a host whose driver changed has its own fixture copy), else `fixture_path`."""
+    raw_state = _read_json(state_path)
+    recorded = raw_state.get("fixture_path") if isinstance(raw_state, dict) else None
+    if recorded and os.path.isfile(recorded):
+        fixture_path = recorded
     key = (fixture_path, state_path or "")
     signature = _signature(fixture_path, state_path)
     with _lock:
@@ -72,7 +82,7 @@ def read_host(fixture_path: str, state_path: str | None = None) -> dict[str, Any
     from gpuops_sim import mig as sim_mig
 
     fixture = sim_fixture.load(fixture_path)
-    data = _state(fixture, state_path)
+    data = _state(fixture, raw_state)
     faults = list(fixture["faults"]) + list(data.get("faults") or [])
     nvml_ok = fixture["driver"]["state"] == "loaded" and not any(
         _persistent(f)
@@ -110,6 +120,8 @@ def read_host(fixture_path: str, state_path: str | None = None) -> dict[str, Any
                 "name": model["nvml_name"],
                 "product": model["nvml_name"].replace(" ", "-"),
                 "memory_mib": model["memory_total_mib"],
+                "architecture": model["architecture"],
+                "compute_capability": list(model["cuda_compute_capability"]),
                 "mig_capable": geometry is not None,
                 "mig_enabled": bool(geometry is not None and entry["mig"].get("current")),
                 "healthy": not lost,
@@ -118,6 +130,7 @@ def read_host(fixture_path: str, state_path: str | None = None) -> dict[str, Any
         )
     result = {
         "host": fixture["host"]["name"],
+        "fixture": fixture_path,
         "driver": fixture["driver"]["state"],
         "driver_version": fixture["driver"]["version"],
         "cuda_driver_version": fixture["driver"]["cuda_driver_version"],
