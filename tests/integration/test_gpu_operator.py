@@ -1,0 +1,222 @@
+"""gpu_operator role end to end: real ansible-playbook and kubernetes.core against the Kubernetes
+API stand-in (sandbox/kube) with its simulated controllers, the sandbox fleet as GPU hosts.
+
+What the nodes should advertise is computed here from the fleet fixtures (the files the NVML
+simulator serves), not from the role's code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from conftest import REPO_ROOT, load_fixture, run_playbook
+
+PLAYBOOK = REPO_ROOT / "tests" / "integration" / "playbooks" / "gpu_operator_cluster.yml"
+CONTROL_PLANE = "cpu-01"
+POLICY = ("nvidia.com/v1", "ClusterPolicy", "cluster-policy")
+
+
+def _env(sandbox, kube):
+    return {**sandbox["env"], **kube.env}
+
+
+def _run(sandbox, kube, *args):
+    return run_playbook(PLAYBOOK, *args, env=_env(sandbox, kube))
+
+
+def _policy(kube):
+    api = kube.dynamic().resources.get(api_version=POLICY[0], kind=POLICY[1])
+    return api.get(name=POLICY[2]).to_dict()
+
+
+def _nodes(kube):
+    return {
+        n["metadata"]["name"]: n
+        for n in kube.dynamic().resources.get(api_version="v1", kind="Node").get().to_dict()["items"]
+    }
+
+
+def _expected_from_fixtures(sandbox, strategy="single"):
+    """nvidia.com/gpu per GPU node from the fixtures: GPUs without a persistent GPU_IS_LOST
+    fault; on hosts whose driver is loaded; MIG GPUs count their MIG devices (single)."""
+    expected = {}
+    for host, fixture_name in sandbox["fixtures"].items():
+        fixture = load_fixture(fixture_name)
+        gpus = fixture.get("gpus") or []
+        if not gpus or (fixture.get("driver") or {}).get("state") != "loaded":
+            continue
+        count = 0
+        for gpu in gpus:
+            if any(f.get("error") == "GPU_IS_LOST" for f in gpu.get("faults") or []):
+                continue
+            mig = gpu.get("mig") or {}
+            if strategy == "single" and mig.get("current"):
+                count += len(gpu.get("mig_devices") or [])
+            elif strategy == "none" or not mig.get("current"):
+                count += 1
+        expected[host] = count
+    return expected
+
+
+def _failure_text(run):
+    return run.stdout + run.stderr
+
+
+def test_out_of_band_install_ready_capacity_and_rerun(sandbox, kube):
+    run = _run(sandbox, kube)
+    assert run.rc == 0, run
+    assert run.recap[CONTROL_PLANE]["changed"] == 1, run  # the ClusterPolicy, nothing else
+    policy = _policy(kube)
+    assert policy["status"]["state"] == "ready"
+    assert policy["spec"]["mig"]["strategy"] == "single"
+    assert policy["spec"]["driver"]["enabled"] is False  # host drivers are the nvidia_driver role's
+    assert policy["spec"]["operator"]["use_ocp_driver_toolkit"] is False
+    # Every node advertises what the fixtures hold, and the role said so.
+    nodes = _nodes(kube)
+    for host, count in _expected_from_fixtures(sandbox).items():
+        assert nodes[host]["status"]["allocatable"]["nvidia.com/gpu"] == str(count), host
+        assert re.search(rf"{host}: expected {count}, advertised {count} nvidia.com/gpu", run.stdout), host
+    assert "not checked: gpu-new-01" in run.stdout  # driver not loaded: no NVML facts to count from
+
+    rerun = _run(sandbox, kube)
+    assert rerun.rc == 0, rerun
+    assert rerun.recap[CONTROL_PLANE]["changed"] == 0, rerun
+    assert _policy(kube)["metadata"]["resourceVersion"] == policy["metadata"]["resourceVersion"]
+
+
+def test_check_mode_changes_nothing(sandbox, kube):
+    run = _run(sandbox, kube, "--check")
+    assert run.rc == 0, run
+    assert run.recap[CONTROL_PLANE]["changed"] == 1, run  # would create the ClusterPolicy
+    assert "would be created" in run.stdout
+    api = kube.dynamic().resources.get(api_version=POLICY[0], kind=POLICY[1])
+    assert api.get().to_dict()["items"] == []
+
+
+def test_operator_not_installed(sandbox, kube_factory):
+    kube = kube_factory(crds=[n for n in _crd_files() if not n.startswith("nvidia.com_")])
+    run = _run(sandbox, kube)
+    assert run.rc != 0, run
+    assert "GPU Operator not installed" in _failure_text(run)
+    assert "clusterpolicies.nvidia.com" in _failure_text(run)
+
+
+def test_node_that_underreports_fails_with_its_name(sandbox, kube):
+    node_api = kube.dynamic().resources.get(api_version="v1", kind="Node")
+    node_api.patch(
+        name="gpu-h100-01",
+        body={"metadata": {"annotations": {"sandbox.gpuops.io/underreport-gpus": "2"}}},
+        content_type="application/merge-patch+json",
+    )
+    expected = _expected_from_fixtures(sandbox)["gpu-h100-01"]
+    run = _run(sandbox, kube, "-e", "gpu_operator_capacity_timeout=4")
+    assert run.rc != 0, run
+    text = _failure_text(run)
+    assert f"gpu-h100-01: expected {expected}, advertised {expected - 2} nvidia.com/gpu" in text
+    assert "1 GPU node(s) advertise fewer" in text  # only that one
+
+
+def test_compat_failure_names_versions(sandbox, kube):
+    """v25.3.x supports Kubernetes up to 1.33; the stand-in serves 1.34."""
+    version = json.loads(run_version(kube))
+    run = _run(sandbox, kube, "-e", "gpu_operator_chart_version=v25.3.4")
+    assert run.rc != 0, run
+    text = _failure_text(run)
+    assert f"Kubernetes {version['major']}.{version['minor']} is not supported by GPU Operator v25.3.4" in text
+    assert "supported: 1.29 to 1.33" in text
+    assert "gpu_operator_skip_compat_check" in text
+    api = kube.dynamic().resources.get(api_version=POLICY[0], kind=POLICY[1])
+    assert api.get().to_dict()["items"] == []  # nothing changed
+
+    run = _run(sandbox, kube, "-e", "gpu_operator_chart_version=v25.3.4", "-e", "gpu_operator_skip_compat_check=true")
+    assert run.rc == 0, run
+    assert "WARNING: gpu_operator_skip_compat_check is true" in run.stdout
+
+
+def test_bad_variable_fails_early(sandbox, kube):
+    run = _run(sandbox, kube, "-e", "gpu_operator_mig_strategy=dual")
+    assert run.rc != 0, run
+    assert "gpu_operator_mig_strategy" in _failure_text(run)
+    run = _run(sandbox, kube, "-e", '{"gpu_operator_driver_precompiled": true}')
+    assert run.rc != 0, run
+    assert "gpu_operator_driver_precompiled needs gpu_operator_driver_enabled" in _failure_text(run)
+    api = kube.dynamic().resources.get(api_version=POLICY[0], kind=POLICY[1])
+    assert api.get().to_dict()["items"] == []
+
+
+def test_openshift_olm_path(sandbox, kube_factory):
+    kube = kube_factory(crds=[n for n in _crd_files() if not n.startswith("nvidia.com_")], openshift=True)
+    run = _run(
+        sandbox,
+        kube,
+        "-e",
+        "gpu_operator_install_mode=olm",
+        "-e",
+        "gpu_operator_namespace=nvidia-gpu-operator",
+        "-e",
+        "gpu_operator_openshift_version=4.19.9",
+    )
+    assert run.rc == 0, run
+    assert "platform openshift" in run.stdout
+    dyn = kube.dynamic()
+    subs = dyn.resources.get(api_version="operators.coreos.com/v1alpha1", kind="Subscription").get().to_dict()["items"]
+    by_name = {s["metadata"]["name"]: s for s in subs}
+    assert by_name["gpu-operator-certified"]["metadata"]["namespace"] == "nvidia-gpu-operator"
+    assert by_name["gpu-operator-certified"]["spec"]["startingCSV"] == "gpu-operator-certified.v25.10.1"
+    assert by_name["nfd"]["metadata"]["namespace"] == "openshift-nfd"
+    csvs = dyn.resources.get(api_version="operators.coreos.com/v1alpha1", kind="ClusterServiceVersion").get()
+    assert {c["status"]["phase"] for c in csvs.to_dict()["items"]} == {"Succeeded"}
+    nfd = dyn.resources.get(api_version="nfd.openshift.io/v1", kind="NodeFeatureDiscovery")
+    assert nfd.get(name="nfd-instance", namespace="openshift-nfd").metadata.name == "nfd-instance"
+    policy = _policy(kube)
+    assert policy["spec"]["operator"]["use_ocp_driver_toolkit"] is True
+    assert policy["status"]["state"] == "ready"
+
+    rerun = _run(
+        sandbox,
+        kube,
+        "-e",
+        "gpu_operator_install_mode=olm",
+        "-e",
+        "gpu_operator_namespace=nvidia-gpu-operator",
+        "-e",
+        "gpu_operator_openshift_version=4.19.9",
+    )
+    assert rerun.rc == 0, rerun
+    assert rerun.recap[CONTROL_PLANE]["changed"] == 0, rerun
+
+
+def test_helm_path_renders_values_then_needs_helm(sandbox, kube):
+    """kubernetes.core.helm_repository runs `helm` even in check mode; there is no helm binary
+    here, so the run stops there, after showing the release and values it would install."""
+    run = _run(
+        sandbox,
+        kube,
+        "--check",
+        "-e",
+        "gpu_operator_install_mode=helm",
+        "-e",
+        "gpu_operator_image_registry=reg.local:5000",
+    )
+    text = _failure_text(run)
+    assert '"chart": "nvidia/gpu-operator v25.10.1"' in text
+    assert '"repository": "reg.local:5000/nvidia/k8s"' in text
+    if run.rc == 0:  # a machine with helm and a reachable repository or mirror
+        return
+    assert "helm" in text.lower()
+    assert "Add the chart repository" in text
+
+
+def _crd_files():
+    from conftest import SHARED_CRDS
+
+    return sorted(p.name for p in Path(SHARED_CRDS).glob("*.yaml"))
+
+
+def run_version(kube):
+    import urllib.request
+
+    with urllib.request.urlopen(kube.url + "/version", timeout=5) as response:
+        return response.read().decode()
