@@ -11,6 +11,7 @@ from ansible_collections.gpuops.cluster.plugins.plugin_utils.gpu_operator import
     capacity_shortfalls,
     check_compat,
     expected_gpus,
+    node_problem,
     render_cluster_policy,
     render_values,
     validate_config,
@@ -71,16 +72,19 @@ def gpu_operator_compat(cfg, matrix, cluster, hostvars, hosts):
     return check_compat(matrix, cfg, dict(cluster or {}), driver_hosts)
 
 
-def gpu_operator_expected_gpus(hostvars, hosts, mig_strategy):
-    """{node name: {host, expected, reason}} for every Kubernetes GPU node among hosts."""
+def gpu_operator_expected_gpus(hostvars, hosts, mig_strategy, driver_enabled=False):
+    """{node name: {host, expected, reason, problem}} for every Kubernetes GPU node among hosts."""
     result = {}
     for name in hosts or []:
         host = _host(hostvars, name)
         if not host.get("gpuops_kube_node", False):
             continue
         node = host.get("gpuops_kube_node_name") or name
-        count, reason = expected_gpus(_gpu_facts(host), mig_strategy)
-        result[node] = {"host": name, "expected": count, "reason": reason}
+        facts = _gpu_facts(host)
+        count, reason = expected_gpus(facts, mig_strategy)
+        problem = node_problem(facts, mig_strategy, bool(driver_enabled))
+        loaded = ((facts or {}).get("driver") or {}).get("state") == "loaded"
+        result[node] = {"host": name, "expected": count, "reason": reason, "problem": problem, "driver_loaded": loaded}
     return result
 
 
