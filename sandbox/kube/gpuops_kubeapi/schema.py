@@ -210,9 +210,12 @@ def prune(
     if node is None:
         return dropped
     if isinstance(obj, dict):
+        keep_meta = root or node.get("x-kubernetes-embedded-resource")
         if node.get("x-kubernetes-preserve-unknown-fields"):
-            # Still prune inside declared properties.
+            # Still prune inside declared properties (never the root's metadata).
             for key, sub in (node.get("properties") or {}).items():
+                if keep_meta and key in _ROOT_KEEP:
+                    continue
                 if key in obj:
                     dropped += prune(obj[key], sub, path + (key,), False)
             return dropped

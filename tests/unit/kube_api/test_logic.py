@@ -168,3 +168,18 @@ def test_crd_structural_validation_messages():
     assert missing == [
         {"reason": "FieldValueRequired", "message": "Required value", "field": "spec.size"}
     ]
+
+
+def test_prune_keeps_root_metadata_under_preserve_unknown_fields():
+    """A root schema with x-kubernetes-preserve-unknown-fields that declares `metadata: {type:
+    object}` must not prune metadata (namespace, labels): the apiserver never does."""
+    from gpuops_kubeapi import schema as schemas
+
+    node = {
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+        "properties": {"metadata": {"type": "object"}, "spec": {"type": "object"}},
+    }
+    obj = {"metadata": {"name": "a", "namespace": "ns", "labels": {"x": "y"}}, "spec": {"k": 1}}
+    assert schemas.prune(obj, node) == ["spec.k"]
+    assert obj["metadata"] == {"name": "a", "namespace": "ns", "labels": {"x": "y"}}
