@@ -468,6 +468,42 @@ def check_compat(matrix, cfg, cluster, driver_hosts):
     return {"errors": errors, "warnings": warnings, "checked": checked}
 
 
+def node_problem(gpu_facts, mig_strategy, driver_enabled):
+    """Why the operator's operands cannot come up on a GPU node, from its gpu_probe facts
+    (None when nothing stands in the way). Checked before anything changes."""
+    if not gpu_facts or not gpu_facts.get("gpus"):
+        return None
+    driver = gpu_facts.get("driver") or {}
+    if driver.get("state") != "loaded" and not driver_enabled:
+        return (
+            "NVIDIA driver %s and gpu_operator_driver_enabled is false: the operator's driver validation "
+            "would wait forever (load the driver with the nvidia_driver role, or set "
+            "gpu_operator_exclude_nodes_without_driver: true)" % (driver.get("state") or "missing")
+        )
+    if mig_strategy != "single" or gpu_facts.get("source") != "nvml":
+        return None
+    usable = [g for g in gpu_facts.get("gpus") or [] if (g.get("health") or {}).get("status") != "unhealthy"]
+    migs = [g for g in usable if (g.get("mig") or {}).get("current")]
+    if not migs:
+        return None
+    full = len(usable) - len(migs)
+    profiles = sorted(
+        {gi.get("profile") for g in migs for gi in (g.get("mig") or {}).get("gpu_instances") or [] if gi.get("profile")}
+    )
+    empty = [g.get("index") for g in migs if not (g.get("mig") or {}).get("devices")]
+    if full or len(profiles) != 1 or empty:
+        details = ["MIG profiles %s" % (", ".join(profiles) or "none")]
+        if full:
+            details.append("%d GPU(s) without MIG" % full)
+        if empty:
+            details.append("MIG GPU(s) without instances: %s" % ", ".join(str(i) for i in empty))
+        return (
+            "gpu_operator_mig_strategy single needs every GPU MIG-enabled with one profile; found %s "
+            "(use mixed, or re-layout MIG first)" % "; ".join(details)
+        )
+    return None
+
+
 def expected_gpus(gpu_facts, mig_strategy):
     """How many nvidia.com/gpu a node should advertise, from its gpu_probe facts.
 
@@ -475,8 +511,8 @@ def expected_gpus(gpu_facts, mig_strategy):
       - a GPU counts only when gpu_probe does not call it unhealthy (a lost GPU, one that fell
         off the bus or has uncorrected ECC errors is not schedulable);
       - strategy none: every counted GPU is one nvidia.com/gpu, MIG mode or not;
-      - strategy single: a GPU in MIG mode contributes its MIG devices (none when it has no
-        instances), a GPU not in MIG mode contributes 1;
+      - strategy single: the MIG devices of the GPUs in MIG mode (a valid single layout has every
+        GPU in MIG mode with one profile, see node_problem), plus any GPU not in MIG mode;
       - strategy mixed: MIG devices are advertised as nvidia.com/mig-<profile>, so only GPUs not
         in MIG mode count;
     then sharing (time-slicing or MPS) multiplies by the replicas the node reports (applied by

@@ -38,9 +38,10 @@ def _nodes(kube):
     }
 
 
-def _expected_from_fixtures(sandbox, strategy="single"):
+def _expected_from_fixtures(sandbox, strategy="mixed"):
     """nvidia.com/gpu per GPU node from the fixtures: GPUs without a persistent GPU_IS_LOST
-    fault; on hosts whose driver is loaded; MIG GPUs count their MIG devices (single)."""
+    fault; on hosts whose driver is loaded; MIG GPUs count their MIG devices (single) or
+    nothing (mixed: they are nvidia.com/mig-* resources). The sandbox inventory uses mixed."""
     expected = {}
     for host, fixture_name in sandbox["fixtures"].items():
         fixture = load_fixture(fixture_name)
@@ -67,10 +68,11 @@ def _failure_text(run):
 def test_out_of_band_install_ready_capacity_and_rerun(sandbox, kube):
     run = _run(sandbox, kube)
     assert run.rc == 0, run
-    assert run.recap[CONTROL_PLANE]["changed"] == 1, run  # the ClusterPolicy, nothing else
+    # The ClusterPolicy, and gpu-new-01 (driver not loaded) kept out of the operands.
+    assert run.recap[CONTROL_PLANE]["changed"] == 2, run
     policy = _policy(kube)
     assert policy["status"]["state"] == "ready"
-    assert policy["spec"]["mig"]["strategy"] == "single"
+    assert policy["spec"]["mig"]["strategy"] == "mixed"
     assert policy["spec"]["driver"]["enabled"] is False  # host drivers are the nvidia_driver role's
     assert policy["spec"]["operator"]["use_ocp_driver_toolkit"] is False
     # Every node advertises what the fixtures hold, and the role said so.
@@ -79,6 +81,7 @@ def test_out_of_band_install_ready_capacity_and_rerun(sandbox, kube):
         assert nodes[host]["status"]["allocatable"]["nvidia.com/gpu"] == str(count), host
         assert re.search(rf"{host}: expected {count}, advertised {count} nvidia.com/gpu", run.stdout), host
     assert "not checked: gpu-new-01" in run.stdout  # driver not loaded: no NVML facts to count from
+    assert nodes["gpu-new-01"]["metadata"]["labels"]["nvidia.com/gpu.deploy.operands"] == "false"
 
     rerun = _run(sandbox, kube)
     assert rerun.rc == 0, rerun
@@ -89,8 +92,10 @@ def test_out_of_band_install_ready_capacity_and_rerun(sandbox, kube):
 def test_check_mode_changes_nothing(sandbox, kube):
     run = _run(sandbox, kube, "--check")
     assert run.rc == 0, run
-    assert run.recap[CONTROL_PLANE]["changed"] == 1, run  # would create the ClusterPolicy
+    assert run.recap[CONTROL_PLANE]["changed"] == 2, run  # would label gpu-new-01, create the ClusterPolicy
     assert "would be created" in run.stdout
+    labels = _nodes(kube)["gpu-new-01"]["metadata"].get("labels") or {}
+    assert "nvidia.com/gpu.deploy.operands" not in labels
     api = kube.dynamic().resources.get(api_version=POLICY[0], kind=POLICY[1])
     assert api.get().to_dict()["items"] == []
 

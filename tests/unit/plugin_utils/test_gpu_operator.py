@@ -382,3 +382,37 @@ def test_capacity_shortfalls():
 
 def test_capacity_over_reporting_is_not_a_shortfall():
     assert go.capacity_shortfalls({"a": 4}, [_node("a", 8)])[0] == []
+
+
+def _mig_gpu(index, profiles, status="healthy"):
+    return {
+        "index": index,
+        "health": {"status": status},
+        "mig": {
+            "current": True,
+            "gpu_instances": [{"profile": p} for p in profiles],
+            "devices": [{"uuid": "MIG-%d-%d" % (index, i)} for i in range(len(profiles))],
+        },
+    }
+
+
+def test_node_problem_mig_single_layout():
+    uniform = {"source": "nvml", "driver": {"state": "loaded"}, "gpus": [_mig_gpu(0, ["1g.10gb"] * 7)] * 2}
+    assert go.node_problem(uniform, "single", False) is None
+    mixed = {
+        "source": "nvml",
+        "driver": {"state": "loaded"},
+        "gpus": [_mig_gpu(0, ["3g.40gb", "2g.20gb"]), _mig_gpu(1, []), dict(_gpu(), index=2)],
+    }
+    problem = go.node_problem(mixed, "single", False)
+    assert "gpu_operator_mig_strategy single" in problem
+    assert "2g.20gb, 3g.40gb" in problem and "1 GPU(s) without MIG" in problem and "without instances: 1" in problem
+    assert go.node_problem(mixed, "mixed", False) is None
+    assert go.node_problem(mixed, "none", False) is None
+
+
+def test_node_problem_driver_not_loaded():
+    facts = {"source": "pci", "driver": {"state": "installed"}, "gpus": [_gpu("unknown")]}
+    assert "NVIDIA driver installed and gpu_operator_driver_enabled is false" in go.node_problem(facts, "single", False)
+    assert go.node_problem(facts, "single", True) is None
+    assert go.node_problem({"source": "none", "gpus": []}, "single", False) is None

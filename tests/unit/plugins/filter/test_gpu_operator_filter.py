@@ -34,7 +34,14 @@ def test_expected_gpus_uses_kube_nodes_and_their_names():
     expected = F["gpu_operator_expected_gpus"](HOSTVARS, list(HOSTVARS), "single")
     assert set(expected) == {"gpu-1", "node-2.example", "new-1", "cpu-1"}
     assert expected["gpu-1"]["expected"] == 2
-    assert expected["node-2.example"] == {"host": "gpu-2", "expected": 4, "reason": "mig strategy single"}
+    assert expected["node-2.example"] == {
+        "host": "gpu-2",
+        "expected": 4,
+        "reason": "mig strategy single",
+        "problem": None,
+        "driver_loaded": True,
+    }
+    assert "NVIDIA driver installed" in expected["new-1"]["problem"]
     assert expected["new-1"]["expected"] is None
 
 
