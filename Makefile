@@ -21,7 +21,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 
 .PHONY: help venv collection lint sanity build-check unit integration docker docker-stop \
-        fleet-image molecule sandbox-up sandbox-down demo bench test clean
+        fleet-image molecule sandbox-up sandbox-down kube-up kube-down demo bench test clean
 
 help: ## List the targets
 	@echo "gpuops.cluster make targets:"
@@ -65,11 +65,19 @@ fleet-image: docker ## Debian 12 fleet image from Debian packages (cached by rec
 molecule: venv collection docker fleet-image ## Run every molecule scenario (molecule test -s NAME)
 	@ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) tools/molecule-all.sh
 
-sandbox-up: venv ## Render the simulated fleet into .sandbox
+sandbox-up: venv ## Render the simulated fleet into .sandbox, start its Kubernetes API stand-in
 	$(PY) sandbox/fleet_up.py --inventory inventories/sandbox --dir $(SANDBOX_DIR)
+	@SANDBOX_DIR=$(SANDBOX_DIR) PY=$(PY) tools/kube-up.sh
 
-sandbox-down: ## Remove .sandbox
+sandbox-down: ## Stop the Kubernetes API stand-in, remove .sandbox
+	@SANDBOX_DIR=$(SANDBOX_DIR) tools/kube-down.sh
 	rm -rf $(SANDBOX_DIR)
+
+kube-up: venv ## Start the sandbox Kubernetes API stand-in (.sandbox/kube, kubeconfig there)
+	@SANDBOX_DIR=$(SANDBOX_DIR) PY=$(PY) tools/kube-up.sh
+
+kube-down: ## Stop the sandbox Kubernetes API stand-in (by its PID)
+	@SANDBOX_DIR=$(SANDBOX_DIR) tools/kube-down.sh
 
 demo: venv collection sandbox-up ## Sandbox up, playbooks/site.yml end to end, report summary
 	ansible-playbook playbooks/site.yml -i inventories/sandbox

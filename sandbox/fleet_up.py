@@ -120,7 +120,19 @@ def main(argv: list[str] | None = None) -> int:
         default=REPO_ROOT / ".sandbox",
         help="where host trees and NVML state go (GPUOPS_SANDBOX_DIR)",
     )
+    parser.add_argument(
+        "--kube-manifest-only",
+        action="store_true",
+        help="only (re)write DIR/kube-fleet.json, the Nodes of the Kubernetes API stand-in",
+    )
     args = parser.parse_args(argv)
+    if args.kube_manifest_only:
+        sandbox_dir = args.dir.resolve()
+        sandbox_dir.mkdir(parents=True, exist_ok=True)
+        manifest = kube_fleet(inventory_listing(args.inventory), sandbox_dir)
+        kube_fleet_path(sandbox_dir).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        print(f"sandbox: {len(manifest['nodes'])} Kubernetes nodes in {kube_fleet_path(sandbox_dir)}")
+        return 0
     fixtures = bring_up(args.inventory, args.dir.resolve())
     for host, fixture in sorted(fixtures.items()):
         print(f"{host:<16} {fixture:<22} {args.dir / 'hosts' / host}")

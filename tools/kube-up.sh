@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Start the sandbox's Kubernetes API stand-in (sandbox/kube) in the background, once.
+# State (snapshot, PID file, logs) and the kubeconfig live in $SANDBOX_DIR/kube; CRDs come from
+# the shared CRDs folder beside the checkout (GPUOPS_SHARED_DIR) when it is there; every host of
+# inventories/sandbox with gpuops_kube_node becomes a Node bound to its simulated GPUs; every
+# simulated controller runs. Re-running while it runs changes nothing.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PY=${PY:-$ROOT/.venv/bin/python}
+SANDBOX_DIR=$(realpath -m "${SANDBOX_DIR:-$ROOT/.sandbox}")
+STATE=$SANDBOX_DIR/kube
+PIDFILE=$STATE/kubeapi.pid
+SHARED=${GPUOPS_SHARED_DIR:-$ROOT/../shared}
+PORT=${GPUOPS_KUBE_PORT:-0}
+CONTROLLERS=${GPUOPS_KUBE_CONTROLLERS:-all}
+
+ours() {  # is PID a stand-in serving this state dir?
+    local cmdline
+    cmdline=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+    [[ $cmdline == *gpuops_kubeapi* && $cmdline == *"--state-dir $STATE "* ]]
+}
+
+if [ -f "$PIDFILE" ]; then
+    pid=$(cat "$PIDFILE")
+    if kill -0 "$pid" 2>/dev/null && ours "$pid"; then
+        echo "kube-up: already running (pid $pid, $(grep -o 'http://[^ ]*' "$STATE/server.out" 2>/dev/null || echo '?'))"
+        echo "kube-up: export GPUOPS_KUBECONFIG=$STATE/kubeconfig"
+        exit 0
+    fi
+    echo "kube-up: removing stale $PIDFILE (pid $pid is not a stand-in of $STATE)"
+    rm -f "$PIDFILE"
+fi
+
+mkdir -p "$STATE"
+if [ ! -f "$SANDBOX_DIR/kube-fleet.json" ]; then
+    "$PY" "$ROOT/sandbox/fleet_up.py" --inventory "$ROOT/inventories/sandbox" --dir "$SANDBOX_DIR" \
+        --kube-manifest-only
+fi
+args=(--port "$PORT" --state-dir "$STATE" --kubeconfig-out "$STATE/kubeconfig"
+      --fleet "$SANDBOX_DIR/kube-fleet.json" --controllers "$CONTROLLERS")
+if [ -d "$SHARED/crds" ]; then
+    args+=(--crds "$SHARED/crds" --operator-crds "$SHARED/crds")
+else
+    echo "kube-up: no CRDs folder at $SHARED/crds (set GPUOPS_SHARED_DIR); starting without them"
+fi
+if [ "${GPUOPS_KUBE_OPENSHIFT:-0}" = 1 ]; then
+    args+=(--openshift)
+fi
+
+: >"$STATE/server.out"
+PYTHONPATH="$ROOT/sandbox/kube" setsid "$PY" -m gpuops_kubeapi serve "${args[@]}" \
+    >"$STATE/server.out" 2>"$STATE/server.log" </dev/null &
+started=$!
+for _ in $(seq 1 240); do
+    if grep -q serving "$STATE/server.out"; then
+        break
+    fi
+    if ! kill -0 "$started" 2>/dev/null; then
+        echo "kube-up: the stand-in exited; see $STATE/server.log" >&2
+        tail -20 "$STATE/server.log" >&2 || true
+        exit 1
+    fi
+    sleep 0.25
+done
+if ! grep -q serving "$STATE/server.out"; then
+    echo "kube-up: no answer after 60 s; stopping pid $started (see $STATE/server.log)" >&2
+    kill -TERM "$started" 2>/dev/null || true
+    exit 1
+fi
+echo "kube-up: $(cat "$STATE/server.out")"
+echo "kube-up: kubeconfig $STATE/kubeconfig (the sandbox inventory's gpuops_kubeconfig)"
+echo "kube-up: export GPUOPS_KUBECONFIG=$STATE/kubeconfig KUBECONFIG=$STATE/kubeconfig"
