@@ -813,7 +813,13 @@ def _plan_for(gpu, want, driver_version, what):
         plan = mig_plan.plan_changes(gpu["name"], live, layout, model=model, driver_version=driver_version)
     except mig_plan.MigLayoutError as exc:
         raise MigRunError(
-            "%s: GPU %d (%s): %s" % (what, gpu["index"], gpu.get("name"), str(exc).replace("desired_layout", what))
+            "%s: GPU %d (%s): %s"
+            % (
+                what,
+                gpu["index"],
+                gpu.get("name"),
+                str(exc).replace("desired_layout: ", "").replace("desired_layout", what),
+            )
         ) from exc
     return plan, model
 

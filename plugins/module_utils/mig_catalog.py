@@ -460,13 +460,22 @@ def model_from_nvml(
     if duplicates:
         raise ValueError("duplicate profile names for %s: %s" % (gpu_name, ", ".join(duplicates)))
     built.sort(key=lambda p: (p.memory_slices, p.compute_slices, p.name))
+    memory_slices = max(start + p.memory_slices for p in built for start in p.start_slots)
+    gates = ()
+    halves = {
+        p.compute_slices: p.name for p in built if 2 * p.memory_slices == memory_slices and not p.media_extensions
+    }
+    if 3 in halves and 4 in halves:
+        # The 8-slice scheme's rule, whatever the model: 4g + 3g together needs R510.
+        gates = (DriverGate((halves[4], halves[3]), 510, "4g + 3g instances together need driver R510 or newer"),)
     return GpuModel(
         key=" ".join(str(gpu_name).split()),
         description="%s (read from NVML)" % gpu_name,
-        memory_slices=max(start + p.memory_slices for p in built for start in p.start_slots),
+        memory_slices=memory_slices,
         compute_slices=max(p.compute_slices for p in built),
         profiles=tuple(built),
         nvml_names=(gpu_name,),
         pci_device_ids=tuple(parse_pci_device_id(d) for d in pci_device_ids),
         notes=("built at run time from NVML profile and placement data",),
+        driver_gates=gates,
     )

@@ -72,6 +72,8 @@ options:
         mig-manager reads it. The entries of O(config_name) apply to the GPUs they match
         (C(device-filter), C(devices)), in order; O(gpus) and O(device_filter) narrow the GPUs
         further. O(mig_enabled) is not used then (each entry has its own C(mig-enabled)).
+      - A Kubernetes ConfigMap holding such a file under C(data.config.yaml) (how the GPU
+        Operator ships C(default-mig-parted-config)) is read as that file.
       - Needs PyYAML on the managed host.
     type: path
   config_name:
@@ -335,6 +337,20 @@ def _load_config(module):
         module.fail_json(msg="config_file: cannot read %s: %s" % (path, exc))
     except yaml.YAMLError as exc:
         module.fail_json(msg="config_file: %s is not valid YAML: %s" % (path, exc))
+    if isinstance(data, dict) and data.get("kind") == "ConfigMap":
+        # The GPU Operator ships its configs as a ConfigMap: take its config.yaml as is.
+        entries = data.get("data") or {}
+        text = entries.get("config.yaml")
+        if text is None and len(entries) == 1:
+            text = list(entries.values())[0]
+        if not isinstance(text, str):
+            module.fail_json(
+                msg="config_file: %s is a ConfigMap without a config.yaml key; keys: %s" % (path, ", ".join(entries))
+            )
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            module.fail_json(msg="config_file: %s data.config.yaml is not valid YAML: %s" % (path, exc))
     try:
         return mig_plan.parse_mig_parted_config(data)
     except mig_plan.MigConfigError as exc:

@@ -9,7 +9,7 @@ from gpuops_sim import fixture as fixture_mod
 from gpuops_sim import hostroot
 from gpuops_sim.constants import NVML_DEVICE_ARCH_AMPERE
 from gpuops_sim.errors import error_code
-from gpuops_sim.state import StateStore
+from gpuops_sim.state import StateStore, live_processes
 
 
 class CliError(Exception):
@@ -103,7 +103,7 @@ def cmd_reset_gpu(args):
 
     def change(data):
         gpu = data["gpus"][args.gpu]
-        holders = ["pid %d" % p["pid"] for p in gpu["processes"]] + gpu["other_clients"]
+        holders = ["pid %d" % p["pid"] for p in live_processes(gpu)] + gpu["other_clients"]
         if holders:
             raise CliError("GPU %d is in use by another client (%s); stop them first" % (args.gpu, ", ".join(holders)))
         gpu["mig"]["current"] = gpu["mig"]["pending"]
@@ -159,6 +159,10 @@ def cmd_spawn(args):
             "gpu_instance_id": None,
             "compute_instance_id": None,
         }
+        if args.track:
+            if not os.path.exists("/proc/%d" % args.pid):
+                raise CliError("--track: no process %d on this machine" % args.pid)
+            record["track_os_pid"] = True
         if gpu["mig"]["current"]:
             if args.gpu_instance is None:
                 raise CliError("GPU %d is in MIG mode: pass --gpu-instance ID [--compute-instance ID]" % args.gpu)
@@ -281,7 +285,12 @@ def build_parser():
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("reset-gpu", help="GPU reset: applies a pending MIG mode")
-    p.add_argument("--state", required=True)
+    p.add_argument(
+        "--state",
+        default=os.environ.get("GPUOPS_NVML_SIM_STATE"),
+        required=not os.environ.get("GPUOPS_NVML_SIM_STATE"),
+        help="state file (default: $GPUOPS_NVML_SIM_STATE)",
+    )
     p.add_argument("--gpu", type=int, required=True)
     p.set_defaults(func=cmd_reset_gpu)
 
@@ -302,6 +311,11 @@ def build_parser():
     p.add_argument("--type", choices=("compute", "graphics"), default="compute")
     p.add_argument("--gpu-instance", type=int, help="GPU instance id (MIG mode)")
     p.add_argument("--compute-instance", type=int, help="compute instance id (default 0)")
+    p.add_argument(
+        "--track",
+        action="store_true",
+        help="PID is a real process on this machine: the simulated one goes when it exits",
+    )
     p.set_defaults(func=cmd_spawn)
 
     p = sub.add_parser("kill", help="end a GPU process")

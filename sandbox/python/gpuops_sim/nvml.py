@@ -398,7 +398,7 @@ def nvmlSystemGetCudaDriverVersion_v2():
 def nvmlSystemGetProcessName(pid):
     _system_call("nvmlSystemGetProcessName")
     for gpu in _ctx.store.data["gpus"]:
-        for proc in gpu["processes"]:
+        for proc in _state.live_processes(gpu):
             if proc["pid"] == int(pid):
                 return proc["name"]
     raise NVMLError(_c.NVML_ERROR_NOT_FOUND)
@@ -566,7 +566,7 @@ def nvmlDeviceGetNumaNodeId(handle):
 # Telemetry
 # --------------------------------------------------------------------------------------
 def _processes(target, kind):
-    procs = [p for p in target.state["processes"] if p["type"] == kind]
+    procs = [p for p in _state.live_processes(target.state) if p["type"] == kind]
     if target.is_mig:
         procs = [
             p for p in procs if p["gpu_instance_id"] == target.gi["id"] and p["compute_instance_id"] == target.ci["id"]
@@ -851,7 +851,7 @@ def nvmlDeviceSetMigMode(device, mode):
         if not wanted and gpu["gpu_instances"]:
             raise NVMLError(_c.NVML_ERROR_IN_USE)
         gpu["mig"]["pending"] = wanted
-        if gpu["processes"] or gpu["other_clients"]:
+        if _state.live_processes(gpu) or gpu["other_clients"]:
             return _c.NVML_ERROR_IN_USE
         gpu["mig"]["current"] = wanted
         gpu["gpu_instances"] = []
@@ -1026,7 +1026,7 @@ def nvmlGpuInstanceGetInfo(gpuInstance):
 def _busy_processes(data, index, gi_id, ci_id=None):
     return [
         p
-        for p in data["gpus"][index]["processes"]
+        for p in _state.live_processes(data["gpus"][index])
         if p["gpu_instance_id"] == gi_id and (ci_id is None or p["compute_instance_id"] == ci_id)
     ]
 

@@ -18,6 +18,24 @@ from gpuops_sim.fixture import FixtureError
 STATE_FORMAT = 1
 
 
+def process_alive(proc):
+    """A simulated process is there until killed, unless it tracks a real OS process
+    (`spawn --track`): then it goes when that process exits (zombies count as gone), as a
+    CUDA process leaves NVML's lists when it dies."""
+    if not proc.get("track_os_pid"):
+        return True
+    try:
+        with open("/proc/%d/stat" % int(proc["pid"])) as handle:
+            state = handle.read().rsplit(")", 1)[-1].split()
+    except OSError:
+        return False
+    return bool(state) and state[0] not in ("Z", "X")
+
+
+def live_processes(gpu_state):
+    return [p for p in gpu_state["processes"] if process_alive(p)]
+
+
 def driver_major(fixture):
     version = fixture["driver"].get("version") or "0"
     try:
