@@ -70,6 +70,7 @@ def _condition(kind, status, reason, message, generation, old):
 
 class GpuOperator(Controller):
     name = "gpu-operator"
+    periodic = True  # the nodes' NVML state files change outside the store
     ready_delay = 0.3  # seconds a policy stays notReady, so waits see the transition
 
     def __init__(self, cluster, options):
@@ -94,7 +95,7 @@ class GpuOperator(Controller):
         if map_name:
             plugin_map = self.client.get("", "v1", "configmaps", namespace, map_name)
         problems = []
-        for node in self.client.list("", "v1", "nodes"):
+        for node in self.client.list_cached("", "v1", "nodes"):
             view = node_view(node)
             if view is None:
                 continue

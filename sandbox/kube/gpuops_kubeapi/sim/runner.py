@@ -24,6 +24,7 @@ class Client:
     def __init__(self, cluster: Cluster, manager: str) -> None:
         self.cluster = cluster
         self.manager = manager
+        self._decoded: dict[tuple[str, str], dict[Any, tuple[int, dict[str, Any]]]] = {}
 
     def rtype(self, group: str, version: str, plural: str):
         return self.cluster.types.get((group, version, plural))
@@ -36,6 +37,28 @@ class Client:
         with self.cluster.lock:
             records = list(self.cluster.store.scan(resource_type.key, scope, None))
         return [record.decode() for record in records]
+
+    def records(self, group: str, version: str, plural: str):
+        """The stored records of a kind (raw JSON, labels, selectable fields, rv), no decoding."""
+        resource_type = self.rtype(group, version, plural)
+        if resource_type is None:
+            return []
+        with self.cluster.lock:
+            return list(self.cluster.store.scan(resource_type.key, None, None))
+
+    def list_cached(self, group: str, version: str, plural: str):
+        """Like list(), but objects unchanged since the last call (same resourceVersion) are
+        not decoded again. The returned dicts are shared: read them, never change them."""
+        cache = self._decoded.setdefault((group, plural), {})
+        fresh = {}
+        result = []
+        for record in self.records(group, version, plural):
+            hit = cache.get(record.key)
+            obj = hit[1] if hit is not None and hit[0] == record.rv else record.decode()
+            fresh[record.key] = (record.rv, obj)
+            result.append(obj)
+        self._decoded[(group, plural)] = fresh
+        return result
 
     def get(self, group: str, version: str, plural: str, namespace: str | None, name: str):
         resource_type = self.rtype(group, version, plural)
@@ -121,6 +144,9 @@ class Client:
 
 class Controller:
     name = ""
+    # Whether a pass is due every resync period even when the store did not change (state
+    # outside the store, such as a host's NVML state file, can change meanwhile).
+    periodic = False
 
     def __init__(self, cluster: Cluster, options: dict[str, Any]) -> None:
         self.cluster = cluster
@@ -153,8 +179,10 @@ class Runner:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
 
-    def run_once(self) -> None:
+    def run_once(self, store_changed: bool = True) -> None:
         for controller in self.controllers:
+            if not store_changed and not controller.periodic:
+                continue
             try:
                 controller.reconcile()
             except Exception:  # a controller bug must not stop the others or the server
@@ -171,8 +199,9 @@ class Runner:
                     store.changed.wait(timeout=self.resync)
                 if store.closed:
                     return
+                changed = store.resource_version != seen
                 seen = store.resource_version
             if self._stop.is_set():
                 return
-            self.run_once()
+            self.run_once(changed)
             # Settle: if this pass wrote, the next loop runs at once (rv moved on).

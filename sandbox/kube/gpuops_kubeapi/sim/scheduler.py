@@ -63,28 +63,48 @@ def _ready(node: dict[str, Any]) -> bool:
 class Scheduler(Controller):
     name = "scheduler"
 
+    def __init__(self, cluster, options):
+        super().__init__(cluster, options)
+        # pod key -> (resourceVersion, extended resource requests): pods are decoded only when
+        # they changed or need work, so a pass over 100,000 settled pods stays cheap.
+        self.requests: dict[tuple[str, str], tuple[int, dict[str, int]]] = {}
+
+    def _requests_of(self, record) -> dict[str, int]:
+        hit = self.requests.get(record.key)
+        if hit is None or hit[0] != record.rv:
+            hit = (record.rv, _requests(record.decode()))
+        return hit[1]
+
     def reconcile(self) -> None:
-        nodes = {n["metadata"]["name"]: n for n in self.client.list("", "v1", "nodes")}
-        pods = self.client.list("", "v1", "pods")
+        nodes = {n["metadata"]["name"]: n for n in self.client.list_cached("", "v1", "nodes")}
+        records = self.client.records("", "v1", "pods")
         used: dict[str, dict[str, int]] = {}
         counts: dict[str, int] = {}
-        for pod in pods:
-            node_name = (pod.get("spec") or {}).get("nodeName")
-            if node_name and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+        fresh = {}
+        for record in records:
+            requests = self._requests_of(record)
+            fresh[record.key] = (record.rv, requests)
+            node_name = record.fields.get("spec.nodeName")
+            if node_name and record.fields.get("status.phase") not in ("Succeeded", "Failed"):
                 counts[node_name] = counts.get(node_name, 0) + 1
-                for key, value in _requests(pod).items():
+                for key, value in requests.items():
                     used.setdefault(node_name, {})[key] = (
                         used.get(node_name, {}).get(key, 0) + value
                     )
-        for pod in pods:
+        self.requests = fresh
+        for record in records:
+            node_name = record.fields.get("spec.nodeName")
+            phase = record.fields.get("status.phase")
+            if node_name and node_name in nodes and phase in ("Running", "Succeeded", "Failed"):
+                continue  # settled
+            pod = record.decode()
             metadata = pod["metadata"]
             if metadata.get("deletionTimestamp"):
                 continue
             spec = pod.get("spec") or {}
-            node_name = spec.get("nodeName")
             if node_name:
                 if node_name not in nodes:
-                    if (pod.get("status") or {}).get("phase") == "Running":
+                    if phase == "Running":
                         self.client.delete(
                             "", "v1", "pods", metadata["namespace"], metadata["name"]
                         )
