@@ -176,11 +176,69 @@ def bench_relayouts():
     print("kept: instances left running on GPUs that changed (mig-parted keeps none of them)")
 
 
+def _simulator():
+    """The NVML simulator's pynvml module, loaded without putting sandbox/python on sys.path."""
+    import importlib.util  # noqa: PLC0415
+
+    if "gpuops_sim" not in sys.modules:
+        init = ROOT / "sandbox" / "python" / "gpuops_sim" / "__init__.py"
+        spec = importlib.util.spec_from_file_location("gpuops_sim", init, submodule_search_locations=[str(init.parent)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["gpuops_sim"] = module
+        spec.loader.exec_module(module)
+    from gpuops_sim import nvml  # noqa: PLC0415
+
+    return nvml
+
+
+def bench_module_run(repeats=5):
+    """One mig_partition run in-process (mig_apply.converge) on the simulated 8x A100 host."""
+    import os  # noqa: PLC0415
+
+    from ansible_collections.gpuops.cluster.plugins.module_utils import mig_apply  # noqa: PLC0415
+
+    nvml = _simulator()
+    os.environ["GPUOPS_NVML_SIM_FIXTURE"] = str(ROOT / "sandbox" / "fixtures" / "a100-sxm4-40gb-x8.yml")
+    os.environ.pop("GPUOPS_NVML_SIM_STATE", None)  # in-memory state: times the module, not the disk
+    params = dict(
+        gpus=["all"],
+        device_filter=None,
+        layout=LAYOUTS[A100]["balanced"],
+        config_file=None,
+        config_name=None,
+        mig_enabled=True,
+        reset_policy="never",
+        force=False,
+        force_timeout=5,
+    )
+    print("\n== One mig_partition run in-process on the simulated 8x A100-40GB host (NVML simulator)")
+    print("%-44s %9s %9s %9s" % ("case", "min ms", "median ms", "vs plan"))
+    plan_only = timed(lambda: [mig.plan_layout(A100, params["layout"]) for _i in range(8)], 20)[0]
+    rows = []
+    for label, check_mode, fresh in (
+        ("apply balanced on 8 GPUs (MIG off -> on)", False, True),
+        ("rerun, nothing to change", False, False),
+        ("check mode, nothing to change", True, False),
+    ):
+        samples = []
+        for _i in range(repeats):
+            if fresh:
+                nvml.sim_forget()
+            started = time.perf_counter()
+            mig_apply.converge(params, check_mode=check_mode, nvml=nvml)
+            samples.append((time.perf_counter() - started) * 1000)
+        rows.append((label, min(samples), statistics.median(samples)))
+    for label, best, median in rows:
+        print("%-44s %9.2f %9.2f %8.0fx" % (label, best, median, median / plan_only))
+    print("vs plan: ratio to planning the same 8 GPUs alone (%.3f ms), measured in this run" % plan_only)
+
+
 def main():
     started = time.perf_counter()
     bench_host_planning()
     bench_enumeration()
     bench_relayouts()
+    bench_module_run()
     print("\ntotal %.2f s" % (time.perf_counter() - started))
 
 

@@ -526,6 +526,12 @@ def _choose_kept(
     optimal: every subset is a candidate, nothing is pruned on a heuristic.
     """
     candidates = [i for i, e in enumerate(live) if counts.get(e["profile"], 0) > 0]
+    ci_match = {
+        e["gi_id"]: bool(desired_cis)
+        and e["profile"] in desired_cis
+        and Counter(_live_ci_profiles(e)) == Counter(n for n, _unused in desired_cis[e["profile"]])
+        for e in live
+    }
     scored = []
     for bits in range(1 << len(candidates)):
         chosen = [live[candidates[j]] for j in range(len(candidates)) if bits >> j & 1]
@@ -534,13 +540,7 @@ def _choose_kept(
             continue
         busy = sum(1 for e in chosen if e["busy"])
         slices = sum(model.profile(e["profile"]).memory_slices for e in chosen)
-        ci_ok = 0
-        if desired_cis:
-            ci_ok = sum(
-                1
-                for e in chosen
-                if Counter(_live_ci_profiles(e)) == Counter(n for n, _unused in desired_cis[e["profile"]])
-            )
+        ci_ok = sum(1 for e in chosen if ci_match[e["gi_id"]])
         # Reverse the bit order so that keeping earlier instances sorts first.
         preference = -int(format(bits, "0%db" % len(candidates))[::-1], 2)
         scored.append(((-busy, -len(chosen), -slices, -ci_ok, preference), chosen, kept_counts))

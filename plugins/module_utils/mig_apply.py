@@ -706,7 +706,7 @@ def select_gpus(gpus, selectors, device_filter):
         filters = []
         for item in device_filter:
             try:
-                filters.append(parse_pci_device_id(str(item).split(":")[0]))
+                filters.append(parse_pci_device_id(str(item).split(":", 1)[0]))
             except ValueError as exc:
                 raise MigRunError("device_filter: %s" % exc) from exc
         # A lost GPU's device id is unknown: it stays selected, so the caller hears about it.

@@ -36,7 +36,7 @@ description:
   - A lost GPU (NVML_ERROR_GPU_IS_LOST) is reported in RV(failed_gpus) and makes the module
     fail, after the other selected GPUs were configured; nothing is attempted on the lost GPU.
   - MIG profiles are resolved by name on each GPU. A GPU model missing from the collection's
-    catalog still works: its profiles and placements are read from NVML at run time.
+    catalog still works, since its profiles and placements are read from NVML at run time.
 author:
   - gpuops.cluster developers (@gpuops)
 options:
@@ -56,12 +56,12 @@ options:
     elements: str
   layout:
     description:
-      - Wanted GPU instances per GPU, as profile name -> count, for example
-        C({"3g.20gb": 1, "2g.10gb": 1, "1g.5gb": 2}).
-      - A value may also be C({count: N, compute_instances: {PROFILE: COUNT}}) for compute
+      - 'Wanted GPU instances per GPU, as profile name -> count, for example
+        C({"3g.20gb": 1, "2g.10gb": 1, "1g.5gb": 2}).'
+      - 'A value may also be C({count: N, compute_instances: {PROFILE: COUNT}}) for compute
         instances smaller than their GPU instance, for example
         C({"3g.20gb": {count: 1, compute_instances: {"1c.3g.20gb": 3}}}). Without
-        C(compute_instances) every GPU instance gets one full-size compute instance.
+        C(compute_instances) every GPU instance gets one full-size compute instance.'
       - C({}) means MIG on with no instances. Not given (and no O(config_file)) with
         O(mig_enabled=true) means MIG on, instances left as they are.
       - Mutually exclusive with O(config_file).
@@ -128,7 +128,7 @@ notes:
   - Supports check mode (no NVML change; the plan is the result and RV(changed) says whether
     anything would change) and diff mode (the layout per GPU before and after).
   - Ampere GPUs keep MIG mode across reboots (it lives in the InfoROM); Hopper and later come
-    back with MIG off. GPU and compute instances never survive a reset or reboot on any GPU:
+    back with MIG off. GPU and compute instances never survive a reset or reboot on any GPU;
     re-apply the layout at boot (the C(gpuops.cluster.mig) role installs a unit that does).
   - Needs root (or the MIG capability files under C(/proc/driver/nvidia/capabilities/mig)).
 requirements:
@@ -342,7 +342,7 @@ def _load_config(module):
         entries = data.get("data") or {}
         text = entries.get("config.yaml")
         if text is None and len(entries) == 1:
-            text = list(entries.values())[0]
+            text = next(iter(entries.values()))
         if not isinstance(text, str):
             module.fail_json(
                 msg="config_file: %s is a ConfigMap without a config.yaml key; keys: %s" % (path, ", ".join(entries))
