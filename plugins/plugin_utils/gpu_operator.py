@@ -414,7 +414,8 @@ def check_compat(matrix, cfg, cluster, driver_hosts):
         )
     kube = cluster.get("kubernetes")
     bounds = entry.get("kubernetes") or {}
-    if not _in_range(kube, bounds):
+    # On OpenShift the matrix is by OpenShift version (its Kubernetes comes with it).
+    if cluster.get("platform") != "openshift" and not _in_range(kube, bounds):
         errors.append(
             "Kubernetes %s is not supported by GPU Operator %s (supported: %s to %s)"
             % (kube, chart, bounds.get("min"), bounds.get("max"))

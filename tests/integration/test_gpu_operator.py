@@ -151,6 +151,10 @@ def test_bad_variable_fails_early(sandbox, kube):
     assert api.get().to_dict()["items"] == []
 
 
+# The stand-in's OLM catalog serves gpu-operator-certified on channel v25.3 (CSV v25.3.0).
+OLM_VERSION = ("-e", "gpu_operator_chart_version=v25.3.0", "-e", "gpu_operator_olm_channel=v25.3")
+
+
 def test_openshift_olm_path(sandbox, kube_factory):
     kube = kube_factory(crds=[n for n in _crd_files() if not n.startswith("nvidia.com_")], openshift=True)
     run = _run(
@@ -160,16 +164,15 @@ def test_openshift_olm_path(sandbox, kube_factory):
         "gpu_operator_install_mode=olm",
         "-e",
         "gpu_operator_namespace=nvidia-gpu-operator",
-        "-e",
-        "gpu_operator_openshift_version=4.19.9",
+        *OLM_VERSION,
     )
     assert run.rc == 0, run
-    assert "platform openshift" in run.stdout
+    assert "platform openshift, OpenShift 4.16" in run.stdout  # read from ClusterVersion
     dyn = kube.dynamic()
     subs = dyn.resources.get(api_version="operators.coreos.com/v1alpha1", kind="Subscription").get().to_dict()["items"]
     by_name = {s["metadata"]["name"]: s for s in subs}
     assert by_name["gpu-operator-certified"]["metadata"]["namespace"] == "nvidia-gpu-operator"
-    assert by_name["gpu-operator-certified"]["spec"]["startingCSV"] == "gpu-operator-certified.v25.10.1"
+    assert by_name["gpu-operator-certified"]["spec"]["startingCSV"] == "gpu-operator-certified.v25.3.0"
     assert by_name["nfd"]["metadata"]["namespace"] == "openshift-nfd"
     csvs = dyn.resources.get(api_version="operators.coreos.com/v1alpha1", kind="ClusterServiceVersion").get()
     assert {c["status"]["phase"] for c in csvs.to_dict()["items"]} == {"Succeeded"}
@@ -186,8 +189,7 @@ def test_openshift_olm_path(sandbox, kube_factory):
         "gpu_operator_install_mode=olm",
         "-e",
         "gpu_operator_namespace=nvidia-gpu-operator",
-        "-e",
-        "gpu_operator_openshift_version=4.19.9",
+        *OLM_VERSION,
     )
     assert rerun.rc == 0, rerun
     assert rerun.recap[CONTROL_PLANE]["changed"] == 0, rerun

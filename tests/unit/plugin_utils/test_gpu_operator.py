@@ -309,6 +309,8 @@ def test_compat_unknown_series_and_unreleased_chart():
 
 def test_compat_openshift():
     assert _compat(platform="openshift", openshift="4.19.7")["errors"] == []
+    # On OpenShift the OpenShift range decides, not the Kubernetes one.
+    assert _compat(kube="1.99", platform="openshift", openshift="4.19.7")["errors"] == []
     (error,) = _compat(platform="openshift", openshift="4.11.3")["errors"]
     assert "OpenShift 4.11.3 is not supported" in error
     result = _compat(platform="openshift", openshift="")
