@@ -213,6 +213,24 @@ def test_driver_missing_keeps_policy_not_ready_naming_the_node(make_cluster):
         "gpu-new-01", {"metadata": {"labels": {"nvidia.com/gpu.deploy.operands": "false"}}}
     )
     wait_for(lambda: cluster.read_policy()["status"]["state"] == "ready", what="ready")
+    # No operands there: no GFD labels, no default MIG config for the mig-manager to apply.
+    labels = cluster.node("gpu-new-01").metadata.labels
+    assert "nvidia.com/mig.config" not in labels and "nvidia.com/gpu.product" not in labels
+
+
+def test_default_mig_config_is_labelled_and_applied(make_cluster):
+    """As upstream, MIG-capable nodes without nvidia.com/mig.config get
+    migManager.config.default (all-disabled), which the mig-manager applies."""
+    cluster = make_cluster({"gpu-a100-01": "a100-sxm4-40gb-x8"})
+    cluster.core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name="gpu-operator"))
+    )
+    cluster.policy(migManager={"enabled": True})
+    assert _label_states(cluster, "gpu-a100-01", ("success", "failed"))[-1] == "success"
+    labels = cluster.node("gpu-a100-01").metadata.labels
+    assert labels["nvidia.com/mig.config"] == "all-disabled"
+    state = json.loads(cluster.states["gpu-a100-01"].read_text())
+    assert not any(g["mig"]["current"] for g in state["gpus"])
 
 
 def test_underreport_annotation_and_lost_gpu_injection_are_seen(make_cluster):

@@ -102,11 +102,13 @@ class MigManager(Controller):
             if nodestate.MIG_CONFIG_STATE in labels:
                 self._label(name, None)
             return
-        if labels.get("nvidia.com/gpu.deploy.mig-manager") == "false":
-            return
+        # The mig-manager DaemonSet runs where the operator deploys it: MIG-capable GPU nodes
+        # (GFD's nvidia.com/mig.capable=true) whose operands are not switched off.
         if (
-            not annotations.get(FIXTURE_ANNOTATION)
-            or labels.get("nvidia.com/mig.capable") == "false"
+            labels.get("nvidia.com/gpu.deploy.mig-manager") == "false"
+            or labels.get(nodestate.DEPLOY_OPERANDS) == "false"
+            or labels.get("nvidia.com/mig.capable") != "true"
+            or not annotations.get(FIXTURE_ANNOTATION)
         ):
             return
         key = (wanted, (config_map or {}).get("metadata", {}).get("resourceVersion", ""))

@@ -123,13 +123,6 @@ def desired(
             value = "pre-installed"
         set_once[f"nvidia.com/gpu.deploy.{operand}"] = value
     mig_capable = any(g["mig_capable"] for g in view["gpus"])
-    if mig_capable and enabled(spec, "migManager"):
-        set_once["nvidia.com/gpu.deploy.mig-manager"] = "true"
-        default = ((spec.get("migManager") or {}).get("config") or {}).get(
-            "default", "all-disabled"
-        )
-        if default:
-            set_once[MIG_CONFIG] = default
     if node_labels.get(DEPLOY_OPERANDS) == "false":
         return result
     if host_driver:
@@ -141,6 +134,13 @@ def desired(
     if not visible:
         result["problem"] = f"node {name}: {reason} (driver validation waiting)"
         return result
+    if mig_capable and enabled(spec, "migManager"):
+        # What the operator does once GFD reports nvidia.com/mig.capable=true.
+        set_once["nvidia.com/gpu.deploy.mig-manager"] = "true"
+        config = (spec.get("migManager") or {}).get("config") or {}
+        default = config.get("default", "all-disabled")
+        if default:
+            set_once[MIG_CONFIG] = default
     healthy = [g for g in view["gpus"] if g["healthy"]]
     if not healthy:
         labels["nvidia.com/gpu.count"] = "0"
