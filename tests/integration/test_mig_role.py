@@ -178,7 +178,9 @@ def test_host_mode_check_then_drain_apply_verify_uncordon_then_idempotent(sandbo
     with NodeWatcher(kube, "gpu-a100-01") as watcher:
         again = run_playbook(PLAYBOOK, *args, env=env_of(sandbox, kube))
     assert again.rc == 0, again
-    assert all(again.recap[h]["changed"] == 0 for h in hosts), [l for l in again.stdout.splitlines() if "changed" in l]
+    assert all(again.recap[h]["changed"] == 0 for h in hosts), [
+        line for line in again.stdout.splitlines() if "changed" in line
+    ]
     assert watcher.seen == [False]
     assert pod_exists(core, "inference")
     assert {h: layouts(sandbox, h) for h in hosts} == after
