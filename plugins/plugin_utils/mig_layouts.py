@@ -370,7 +370,7 @@ def plan_host(host, request, gpu_facts):
         on, items = json.loads(key)
         call = {"gpus": groups[key], "mig_enabled": on}
         if on:
-            call["layout"] = {k: v for k, v in items}
+            call["layout"] = dict(items)
         plan["calls"].append(call)
     return plan
 
