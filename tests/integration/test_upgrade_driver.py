@@ -139,7 +139,8 @@ def fleet(sandbox, kube, tmp_path):
     return {"core": core, "extra": extra, "original": original, "kube": kube}
 
 
-def upgrade(sandbox, fleet, *extra_args, hosts=HOSTS + ["cpu-01"]):
+def upgrade(sandbox, fleet, *extra_args, hosts=None):
+    hosts = hosts or [*HOSTS, "cpu-01"]
     env = dict(sandbox["env"], **fleet["kube"].env)
     run = run_playbook(
         PLAYBOOK,
@@ -207,16 +208,47 @@ class NodeWatch:
 
 # --------------------------------------------------------------------------- tests
 def test_rolling_upgrade_drains_one_host_at_a_time_and_rerun_changes_nothing(sandbox, fleet):
-    # A job on a Slurm node that ends in 4 s: the playbook must wait for it before installing.
-    job_end = time.time() + 4
-    slurm(sandbox, "admin", "submit", "--node", "gpu-a100-01", "--seconds", "4")
+    # A job on a Slurm node (ends a few seconds after the real run starts): the playbook must wait
+    # for it before installing.
+    slurm(sandbox, "admin", "submit", "--node", "gpu-a100-01")
     # An administrator's cordon on another node is theirs: the playbook drains it, upgrades it and
     # leaves it cordoned.
     fleet["core"].patch_node("gpu-h100-02", {"spec": {"unschedulable": True}})
 
+    # Check mode: the plan, and no change anywhere.
+    with NodeWatch(fleet) as watch:
+        check = upgrade(sandbox, fleet, "--check")
+    assert check.rc == 0, check
+    assert all(counts["changed"] == 0 for counts in check.recap.values()), check.recap
+    assert watch.events == []
+    for host in HOSTS:
+        assert f"{host}: {fleet['original'][host]} (loaded) -> {TARGET}" in check.stdout
+        assert loaded_version(sandbox, host) == fleet["original"][host]
+        assert f"train-{host}" in pods_on(fleet, host)
+    assert slurm_state(sandbox, "gpu-a100-01") == "ALLOCATED"
+
+    # The job ends 2 s after the playbook drained its node, not before: the install must follow.
+    job_end = {}
+
+    def end_job_after_drain():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            state = slurm_state(sandbox, "gpu-a100-01")
+            if "DRAIN" in state:
+                job_end["seen"] = state
+                time.sleep(2)
+                job_end["at"] = time.time()
+                slurm(sandbox, "admin", "end", "--job", "1001")
+                return
+            time.sleep(0.3)
+
+    ender = threading.Thread(target=end_job_after_drain, daemon=True)
+    ender.start()
     with NodeWatch(fleet) as watch:
         run = upgrade(sandbox, fleet)
+    ender.join(timeout=10)
     assert run.rc == 0, run
+    assert job_end.get("seen") == "ALLOCATED+DRAIN"  # drained while the job still ran
     for host in HOSTS:
         assert loaded_version(sandbox, host) == TARGET, host
         assert nvml_version(sandbox, host) == TARGET, host
@@ -236,7 +268,7 @@ def test_rolling_upgrade_drains_one_host_at_a_time_and_rerun_changes_nothing(san
     # The Slurm nodes were drained and resumed; the install came after the job had ended.
     assert [slurm_state(sandbox, h) for h in SLURM_HOSTS] == ["IDLE", "IDLE"]
     installed = host_dir(sandbox, "gpu-a100-01") / "installed-driver-version"
-    assert installed.stat().st_mtime >= job_end - 0.05
+    assert installed.stat().st_mtime >= job_end["at"]
     # The host without a GPU was skipped without touching its node.
     assert run.recap["cpu-01"]["changed"] == 0
     assert "cpu-01: no NVIDIA GPU, skipped" in run.stdout

@@ -62,6 +62,9 @@ def test_header_and_format(cluster):
     assert out[0] == "             JOBID PARTITION     NAME     USER ST       TIME  NODES NODELIST(REASON)"
     assert out[1].startswith("              1001       gpu    train    alice  R ")
     assert cluster("squeue", "-h", "-o", "%i %N").stdout == "1001 n2\n"
+    assert cluster("admin", "end", "--job", "1001").returncode == 0
+    assert cluster("squeue", "-h").stdout == ""
+    assert cluster("admin", "end", "--job", "1001").returncode == 1
 
 
 @pytest.mark.parametrize(
