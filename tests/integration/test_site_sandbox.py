@@ -38,8 +38,8 @@ def expected_host(fixture_name: str) -> dict:
     }
 
 
-def test_site_probes_every_host_and_writes_the_report(sandbox):
-    run = run_playbook(SITE, env=sandbox["env"])
+def test_site_probes_every_host_and_writes_the_report(sandbox, kube):
+    run = run_playbook(SITE, env={**sandbox["env"], **kube.env})
     assert run.rc == 0, run
     recap = run.recap
     assert set(sandbox["fixtures"]) <= set(recap), run
@@ -76,21 +76,21 @@ def test_site_probes_every_host_and_writes_the_report(sandbox):
         )
 
 
-def test_second_run_changes_nothing(sandbox):
-    first = run_playbook(SITE, env=sandbox["env"])
+def test_second_run_changes_nothing(sandbox, kube):
+    first = run_playbook(SITE, env={**sandbox["env"], **kube.env})
     assert first.rc == 0, first
     assert first.recap["localhost"]["changed"] > 0, first  # the report was written
     report_file = sandbox["reports"] / "fleet.json"
     mtime = report_file.stat().st_mtime_ns
 
-    second = run_playbook(SITE, env=sandbox["env"])
+    second = run_playbook(SITE, env={**sandbox["env"], **kube.env})
     assert second.rc == 0, second
     assert {host: r["changed"] for host, r in second.recap.items()} == {host: 0 for host in second.recap}, second
     assert report_file.stat().st_mtime_ns == mtime
 
 
-def test_check_mode_writes_nothing(sandbox):
-    run = run_playbook(SITE, "--check", env=sandbox["env"])
+def test_check_mode_writes_nothing(sandbox, kube):
+    run = run_playbook(SITE, "--check", env={**sandbox["env"], **kube.env})
     assert run.rc == 0, run
     assert not sandbox["reports"].exists()
     # The probe itself still ran (it supports check mode) and the report would be written.
