@@ -51,7 +51,10 @@ def load_crds(cluster: Cluster, location: str) -> int:
     loaded = 0
     for path in crd_files(location):
         with open(path, encoding="utf-8") as handle:
-            for document in yaml.safe_load_all(handle):
+            documents = [d for d in yaml.safe_load_all(handle) if isinstance(d, dict)]
+            for document in documents:
+                if document.get("kind") == "List":  # as kubectl reads a List
+                    documents.extend(i for i in document.get("items") or [] if isinstance(i, dict))
                 if (
                     not isinstance(document, dict)
                     or document.get("kind") != "CustomResourceDefinition"

@@ -45,7 +45,15 @@ OG = ("operators.coreos.com", "v1", "operatorgroups")
 
 def _documents(path: str) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as handle:
-        return [d for d in yaml.safe_load_all(handle) if isinstance(d, dict)]
+        documents = [d for d in yaml.safe_load_all(handle) if isinstance(d, dict)]
+    # A `kind: List` stands for its items, as kubectl reads it.
+    expanded: list[dict[str, Any]] = []
+    for document in documents:
+        if document.get("kind") == "List":
+            expanded.extend(i for i in document.get("items") or [] if isinstance(i, dict))
+        else:
+            expanded.append(document)
+    return expanded
 
 
 def install_crds(cluster: Cluster, path: str) -> list[str]:
