@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import yaml
 from conftest import REPO_ROOT, load_fixture, run_playbook
-from test_mig_role import cluster_policy, env_of, overlay  # noqa: F401  # pylint: disable=unused-import  (fixture re-used)
+
+# cluster_policy is a pytest fixture re-used from test_mig_role
+from test_mig_role import cluster_policy, env_of, overlay  # noqa: F401  # pylint: disable=unused-import
 
 PLAYBOOK = REPO_ROOT / "tests" / "integration" / "playbooks" / "sharing_apply.yml"
 GROUP_VARS = REPO_ROOT / "inventories" / "sandbox" / "group_vars"
