@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
-from conftest import REPO_ROOT, load_fixture, run_playbook
+from conftest import REPO_ROOT, SANDBOX_INVENTORY, VENV_BIN, load_fixture, run_playbook
 
 PLAYBOOK = REPO_ROOT / "tests" / "integration" / "playbooks" / "gpu_operator_cluster.yml"
 CONTROL_PLANE = "cpu-01"
@@ -61,6 +62,19 @@ def _expected_from_fixtures(sandbox, strategy="mixed"):
     return expected
 
 
+def _host_mode_mig_nodes() -> set[str]:
+    """Hosts whose MIG layout the mig role manages on the host, as the inventory declares them."""
+    listing = subprocess.run(
+        [str(VENV_BIN / "ansible-inventory"), "-i", str(SANDBOX_INVENTORY), "--list"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+    )
+    hostvars = json.loads(listing.stdout)["_meta"]["hostvars"]
+    return {host for host, hv in hostvars.items() if hv.get("mig_mode") == "host"}
+
+
 def _failure_text(run):
     return run.stdout + run.stderr
 
@@ -68,8 +82,17 @@ def _failure_text(run):
 def test_out_of_band_install_ready_capacity_and_rerun(sandbox, kube):
     run = _run(sandbox, kube)
     assert run.rc == 0, run
-    # The ClusterPolicy, and gpu-new-01 (driver not loaded) kept out of the operands.
-    assert run.recap[CONTROL_PLANE]["changed"] == 2, run
+    # The operator namespace, mig-manager kept off host-mode MIG nodes, gpu-new-01 (driver not
+    # loaded) kept out of the operands, and the ClusterPolicy.
+    assert run.recap[CONTROL_PLANE]["changed"] == 4, run
+    host_mode = _host_mode_mig_nodes()
+    assert host_mode, "the sandbox inventory declares host-mode MIG nodes"
+    for name, node in _nodes(kube).items():
+        label = (node["metadata"].get("labels") or {}).get("nvidia.com/gpu.deploy.mig-manager")
+        if name in host_mode:
+            assert label == "false", name
+        else:
+            assert label != "false", name
     policy = _policy(kube)
     assert policy["status"]["state"] == "ready"
     assert policy["spec"]["mig"]["strategy"] == "mixed"
@@ -92,7 +115,8 @@ def test_out_of_band_install_ready_capacity_and_rerun(sandbox, kube):
 def test_check_mode_changes_nothing(sandbox, kube):
     run = _run(sandbox, kube, "--check")
     assert run.rc == 0, run
-    assert run.recap[CONTROL_PLANE]["changed"] == 2, run  # would label gpu-new-01, create the ClusterPolicy
+    # would create the namespace, label the host-mode MIG nodes and gpu-new-01, create the ClusterPolicy
+    assert run.recap[CONTROL_PLANE]["changed"] == 4, run
     assert "would be created" in run.stdout
     labels = _nodes(kube)["gpu-new-01"]["metadata"].get("labels") or {}
     assert "nvidia.com/gpu.deploy.operands" not in labels

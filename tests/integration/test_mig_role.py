@@ -292,7 +292,9 @@ def test_operator_mode_failure_names_the_node_state(sandbox, kube, cluster_polic
     # process blocks, so mig-manager fails that node.
     fixture = load_fixture(sandbox["fixtures"]["gpu-h100-02"])
     assert fixture["gpus"][3]["processes"] and not fixture["gpus"][3]["mig"]["current"]
-    extra = overlay(tmp_path, {"gpu-h100-02": {"mig_gpu_layouts": [], "mig_operator_wait_timeout": 30}})
+    extra = overlay(
+        tmp_path, {"gpu-h100-02": {"mig_mode": "operator", "mig_gpu_layouts": [], "mig_operator_wait_timeout": 30}}
+    )
     run = run_playbook(PLAYBOOK, "-l", "gpu-h100-02,cpu-01", *extra, env=env_of(sandbox, kube))
     assert run.rc != 0, run
     assert "MIG config not applied: failed" in run.stdout, run
