@@ -6,6 +6,7 @@ watches, resourceVersions and managedFields behave as for any client."""
 
 from __future__ import annotations
 
+import abc
 import json
 import sys
 import threading
@@ -142,7 +143,7 @@ class Client:
         )
 
 
-class Controller:
+class Controller(abc.ABC):
     name = ""
     # Whether a pass is due every resync period even when the store did not change (state
     # outside the store, such as a host's NVML state file, can change meanwhile).
@@ -153,8 +154,9 @@ class Controller:
         self.options = options
         self.client = Client(cluster, self.name)
 
-    def reconcile(self) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def reconcile(self) -> None:
+        """One pass: read the store, write what the real controller would."""
 
 
 class Runner:
