@@ -12,10 +12,10 @@ from ansible_collections.gpuops.cluster.plugins.plugin_utils.gpu_sharing import 
     DEFAULT_CONFIG,
     clusterpolicy_patch,
     node_sharing_problems,
-    plain,
     plan_sharing,
     render_configmap,
 )
+from ansible_collections.gpuops.cluster.plugins.plugin_utils.mig_layouts import plain
 
 
 def gpu_sharing_plan(hostvars, hosts, default_config=DEFAULT_CONFIG, request_var="gpu_sharing_request"):

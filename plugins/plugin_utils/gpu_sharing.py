@@ -28,6 +28,9 @@ import hashlib
 import json
 import re
 
+# Shared with the MIG planning filters: strict int checks (bool is not an int here).
+from ansible_collections.gpuops.cluster.plugins.plugin_utils.mig_layouts import _is_int
+
 try:
     import yaml
 except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
@@ -47,27 +50,6 @@ _RESOURCE_KEYS = ("name", "replicas", "rename", "devices")
 
 class SharingError(ValueError):
     """A sharing request that cannot be honoured; the message names the host and variable."""
-
-
-def plain(value):
-    """A deep copy made of plain dict/list/str/int/float/bool/None (Ansible passes tagged subclasses)."""
-    if isinstance(value, dict):
-        return {str(k) if isinstance(k, str) else k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str(value)
-    return value
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _resources(request, strategy):
@@ -154,14 +136,14 @@ def config_name_for(config):
     body = sharing[key]
     prefix = "time-slicing" if key == "timeSlicing" else "mps"
     resources = body["resources"]
-    plain = (
+    simple_form = (
         len(resources) == 1
         and resources[0]["name"] == DEFAULT_RESOURCE
         and set(resources[0]) == {"name", "replicas"}
         and not body.get("renameByDefault")
         and not body.get("failRequestsGreaterThanOne")
     )
-    if plain:
+    if simple_form:
         return "%s-%d" % (prefix, resources[0]["replicas"])
     return "%s-%s" % (prefix, hashlib.sha256(_canonical(config).encode("utf-8")).hexdigest()[:10])
 
