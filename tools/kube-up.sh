@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Start the sandbox's Kubernetes API stand-in (sandbox/kube) in the background, once.
-# State (snapshot, PID file, logs) and the kubeconfig live in $SANDBOX_DIR/kube; CRDs come from
-# the shared CRDs folder beside the checkout (GPUOPS_SHARED_DIR) when it is there; every host of
+# State (snapshot, PID file, logs) and the kubeconfig live in $SANDBOX_DIR/kube; the custom kinds
+# are served from the sandbox's own CRDs (sandbox/kube/gpuops_kubeapi/data/crds), or from the
+# upstream ones when the team's shared CRDs folder is beside the checkout (GPUOPS_SHARED_DIR,
+# test data only; the sandbox fills in any kind it lacks); every host of
 # inventories/sandbox with gpuops_kube_node becomes a Node bound to its simulated GPUs; every
 # simulated controller runs. Re-running while it runs changes nothing.
 set -euo pipefail
@@ -40,9 +42,11 @@ fi
 args=(--port "$PORT" --state-dir "$STATE" --kubeconfig-out "$STATE/kubeconfig"
       --fleet "$SANDBOX_DIR/kube-fleet.json" --controllers "$CONTROLLERS")
 if [ -d "$SHARED/crds" ]; then
-    args+=(--crds "$SHARED/crds" --operator-crds "$SHARED/crds")
+    echo "kube-up: custom kinds from the upstream CRDs in $SHARED/crds (the sandbox's own fill in the rest)"
+    args+=(--crds "$SHARED/crds" --crds sandbox --operator-crds "$SHARED/crds" --operator-crds sandbox)
 else
-    echo "kube-up: no CRDs folder at $SHARED/crds (set GPUOPS_SHARED_DIR); starting without them"
+    echo "kube-up: custom kinds from the sandbox's own CRDs (no upstream CRDs at $SHARED/crds)"
+    args+=(--crds sandbox --operator-crds sandbox)
 fi
 if [ "${GPUOPS_KUBE_OPENSHIFT:-0}" = 1 ]; then
     args+=(--openshift)

@@ -22,9 +22,29 @@ import fleet_up  # noqa: E402  (lives in sandbox/, shared with `make sandbox-up`
 VENV_BIN = Path(sys.executable).parent
 SANDBOX_INVENTORY = REPO_ROOT / "inventories" / "sandbox"
 KUBE_PACKAGE_DIR = REPO_ROOT / "sandbox" / "kube"
-# The upstream CRDs live in the workplace's shared/ folder beside the checkout.
+# The sandbox serves every custom kind from CRDs of its own; the upstream CRDs (the team's shared/
+# folder beside the checkout, test data only) replace them when they are there.
 SHARED_DIR = Path(os.environ.get("GPUOPS_SHARED_DIR") or REPO_ROOT.parent / "shared")
 SHARED_CRDS = SHARED_DIR / "crds"
+SANDBOX_CRDS = KUBE_PACKAGE_DIR / "gpuops_kubeapi" / "data" / "crds"
+
+
+def crd_locations(crds) -> list[Path]:
+    """--crds arguments: crds is "all" or a list of CRD file names (upstream naming,
+    <group>_<plural>.yaml); each comes from shared/crds when that folder is there, else from the
+    sandbox's own CRDs."""
+    if crds == "all":
+        return [SHARED_CRDS, SANDBOX_CRDS] if SHARED_CRDS.is_dir() else [SANDBOX_CRDS]
+    locations = []
+    for name in crds:
+        upstream = SHARED_CRDS / name
+        location = upstream if upstream.is_file() else SANDBOX_CRDS / name
+        if not location.is_file():
+            raise FileNotFoundError(f"no CRD file {name} in {SHARED_CRDS} or {SANDBOX_CRDS}")
+        locations.append(location)
+    return locations
+
+
 RECAP_LINE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
 
 
@@ -167,7 +187,8 @@ def start_kube(
     openshift: bool = False,
 ) -> KubeSandbox:
     """Start the stand-in on a free 127.0.0.1 port with its state (snapshot, kubeconfig) in
-    state_dir. crds: "all" (every file of shared/crds), None, or a list of file names there.
+    state_dir. crds: "all" (every custom kind the sandbox knows), None, or a list of CRD file names
+    (see crd_locations: upstream when shared/crds is there, else the sandbox's own).
     controllers: "all", None, or a list of names (gpu-operator, mig-manager, device-plugin,
     scheduler, olm)."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -185,16 +206,11 @@ def start_kube(
         "--controllers",
         controllers if isinstance(controllers, str) else ",".join(controllers or []) or "none",
     ]
-    if crds is not None and not SHARED_CRDS.is_dir():
-        pytest.skip(f"upstream CRDs not found at {SHARED_CRDS} (set GPUOPS_SHARED_DIR)")
-    if crds == "all":
-        command += ["--crds", str(SHARED_CRDS)]
-    elif crds is not None:
-        for name in crds:
-            command += ["--crds", str(SHARED_CRDS / name)]
-    if SHARED_CRDS.is_dir():
-        # Where the olm controller finds what an installed operator serves.
-        command += ["--operator-crds", str(SHARED_CRDS)]
+    for location in crd_locations(crds) if crds is not None else []:
+        command += ["--crds", str(location)]
+    # Where the olm controller finds what an installed operator serves.
+    for location in crd_locations("all"):
+        command += ["--operator-crds", str(location)]
     if fleet is not None:
         command += ["--fleet", str(fleet)]
     if openshift:
@@ -238,6 +254,7 @@ def kube_factory(sandbox, tmp_path):
 
 @pytest.fixture
 def kube(kube_factory):
-    """The sandbox fleet's Kubernetes cluster: every CRD of shared/crds, every simulated
+    """The sandbox fleet's Kubernetes cluster: every custom kind (upstream CRDs where shared/crds
+    is there, else the sandbox's own), every simulated
     controller, every sandbox host a Node bound to its simulated GPUs."""
     return kube_factory()

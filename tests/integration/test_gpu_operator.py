@@ -241,9 +241,10 @@ def test_helm_path_renders_values_then_needs_helm(sandbox, kube):
 
 
 def _crd_files():
-    from conftest import SHARED_CRDS
+    """Every CRD file name the sandbox knows (the same names upstream uses)."""
+    from conftest import SANDBOX_CRDS
 
-    return sorted(p.name for p in Path(SHARED_CRDS).glob("*.yaml"))
+    return sorted(p.name for p in Path(SANDBOX_CRDS).glob("*.yaml"))
 
 
 def run_version(kube):

@@ -207,14 +207,54 @@ def test_lost_gpu_fails_naming_it_and_the_others_are_configured(sandbox, tmp_pat
             assert layout_of(gpu) == BALANCED_A100
 
 
-def _operator_config():
-    doc = yaml.safe_load(OPERATOR_CONFIG.read_text())
+# Without the team's shared/ folder: a config in the GPU Operator's ConfigMap format written here,
+# with the all-balanced entries the operator's default config has for these two GPUs.
+OWN_OPERATOR_CONFIG = {
+    "version": "v1",
+    "mig-configs": {
+        "all-disabled": [{"devices": "all", "mig-enabled": False}],
+        "all-balanced": [
+            {
+                "device-filter": ["0x20B010DE", "0x20B110DE"],
+                "devices": "all",
+                "mig-enabled": True,
+                "mig-devices": {"1g.5gb": 2, "2g.10gb": 1, "3g.20gb": 1},
+            },
+            {
+                "device-filter": ["0x233010DE", "0x233110DE"],
+                "devices": "all",
+                "mig-enabled": True,
+                "mig-devices": {"1g.10gb": 2, "2g.20gb": 1, "3g.40gb": 1},
+            },
+        ],
+    },
+}
+
+
+def _operator_config_file(tmp_path):
+    """The GPU Operator's default mig-parted ConfigMap (upstream, from shared/reference) where it
+    is at hand, else one written in the same format."""
+    if OPERATOR_CONFIG.exists():
+        return OPERATOR_CONFIG
+    path = tmp_path / "default-mig-parted-config.yaml"
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "default-mig-parted-config"},
+        "data": {"config.yaml": yaml.safe_dump(OWN_OPERATOR_CONFIG, sort_keys=False)},
+    }
+    path.write_text(yaml.safe_dump(configmap, sort_keys=False))
+    return path
+
+
+def _operator_config(path):
+    doc = yaml.safe_load(path.read_text())
     return yaml.safe_load(doc["data"]["config.yaml"]) if doc.get("kind") == "ConfigMap" else doc
 
 
-def _config_entry(config_name, gpu_device_id):
+def _config_entry(path, config_name, gpu_device_id):
     chosen = None
-    for entry in _operator_config()["mig-configs"][config_name]:
+    for entry in _operator_config(path)["mig-configs"][config_name]:
         filters = entry.get("device-filter")
         filters = [filters] if isinstance(filters, str) else filters
         if not filters or any(int(f.split(":", 1)[0], 16) == gpu_device_id for f in filters):
@@ -222,15 +262,15 @@ def _config_entry(config_name, gpu_device_id):
     return chosen
 
 
-@pytest.mark.skipif(not OPERATOR_CONFIG.exists(), reason="GPU Operator config not found at %s" % OPERATOR_CONFIG)
 def test_gpu_operator_config_file_is_reused_unchanged(sandbox, tmp_path):
     hosts = {"gpu-a100-01": 0x20B010DE, "gpu-h100-01": 0x233010DE}
     target = ",".join(hosts)
-    options = {"config_file": str(OPERATOR_CONFIG), "config_name": "all-balanced"}
+    config_file = _operator_config_file(tmp_path)
+    options = {"config_file": str(config_file), "config_name": "all-balanced"}
     run, _unused = mig(sandbox, tmp_path, target, **options)
     assert run.rc == 0, run
     for host, device_id in hosts.items():
-        entry = _config_entry("all-balanced", device_id)
+        entry = _config_entry(config_file, "all-balanced", device_id)
         result = json.loads((tmp_path / "out" / f"{host}.json").read_text())
         assert result["changed"] is True
         for gpu in result["gpus"]:
@@ -240,7 +280,7 @@ def test_gpu_operator_config_file_is_reused_unchanged(sandbox, tmp_path):
     assert run.rc == 0, run
     for host in hosts:
         assert json.loads((tmp_path / "out" / f"{host}.json").read_text())["changed"] is False
-    run, result = mig(sandbox, tmp_path, "gpu-a100-01", config_file=str(OPERATOR_CONFIG), config_name="no-such")
+    run, result = mig(sandbox, tmp_path, "gpu-a100-01", config_file=str(config_file), config_name="no-such")
     assert run.rc != 0 and "all-balanced" in result["msg"] and "no-such" in result["msg"], run
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import signal
 import sys
@@ -12,6 +11,7 @@ import threading
 
 import yaml
 
+from . import crd_sources
 from .api import Cluster, WriteOptions, now
 from .server import KubeApiServer
 from .sim import fleet
@@ -37,19 +37,10 @@ def kubeconfig(url: str) -> dict:
     }
 
 
-def crd_files(location: str) -> list[str]:
-    """A CRD file, or every *.yaml / *.yml file of a directory, sorted."""
-    if os.path.isfile(location):
-        return [location]
-    return sorted(
-        glob.glob(os.path.join(location, "*.yaml")) + glob.glob(os.path.join(location, "*.yml"))
-    )
-
-
 def load_crds(cluster: Cluster, location: str) -> int:
     crd_type = cluster.types[("apiextensions.k8s.io", "v1", "customresourcedefinitions")]
     loaded = 0
-    for path in crd_files(location):
+    for path in crd_sources.crd_files(location):
         with open(path, encoding="utf-8") as handle:
             documents = [d for d in yaml.safe_load_all(handle) if isinstance(d, dict)]
             for document in documents:
@@ -83,10 +74,11 @@ def serve(args: argparse.Namespace) -> int:
     names = parse_controllers(args.controllers)
     if args.fleet:
         fleet.register(cluster, fleet.read_manifest(args.fleet), now())
+    operator_crds = [crd_sources.resolve(x) for x in args.operator_crds or args.crds or []]
     runner = build_runner(
         cluster,
         names,
-        {"openshift": args.openshift, "shared_crds": args.operator_crds or args.crds or []},
+        {"openshift": args.openshift, "shared_crds": operator_crds},
         resync=args.resync,
     )
     server = KubeApiServer(("127.0.0.1", args.port), cluster, verbose=args.verbose)
@@ -135,13 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument(
         "--crds",
         action="append",
-        help="CRD YAML file, or directory of them, to install at start (repeatable)",
+        help="CRD YAML file, or directory of them, to install at start (repeatable; the word "
+        "`sandbox` names the sandbox's own CRDs; a CRD already created by an earlier location "
+        "is kept, so list upstream CRDs first and `sandbox` last to fill in what they lack)",
     )
     serve_parser.add_argument(
         "--operator-crds",
         action="append",
         help="where the olm controller finds the CRDs an operator serves once installed "
-        "(default: the --crds locations)",
+        "(default: the --crds locations; `sandbox` works here too)",
     )
     serve_parser.add_argument(
         "--fleet", help="fleet manifest (sandbox/fleet_up.py) whose hosts become Nodes"

@@ -15,9 +15,13 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 KUBE_PACKAGE_DIR = REPO_ROOT / "sandbox" / "kube"
-# The upstream CRDs live in the workplace's shared/ folder beside the checkout (CI has it too).
+# The upstream CRDs live in the workplace's shared/ folder beside the checkout (CI has it too);
+# only tests that check conformance with them skip without it. Everything else runs on the
+# sandbox's own CRDs (CRDS: upstream where present, else the sandbox's).
 SHARED_DIR = Path(os.environ.get("GPUOPS_SHARED_DIR") or REPO_ROOT.parent / "shared")
 SHARED_CRDS = SHARED_DIR / "crds"
+SANDBOX_CRDS = KUBE_PACKAGE_DIR / "gpuops_kubeapi" / "data" / "crds"
+CRDS = SHARED_CRDS if SHARED_CRDS.is_dir() else SANDBOX_CRDS
 requires_shared_crds = pytest.mark.skipif(
     not SHARED_CRDS.is_dir(),
     reason=f"upstream CRDs not found at {SHARED_CRDS} (set GPUOPS_SHARED_DIR)",

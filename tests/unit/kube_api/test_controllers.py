@@ -17,13 +17,12 @@ import yaml
 from kubernetes import client, config
 from kubernetes.dynamic import DynamicClient
 
-from conftest import REPO_ROOT, SHARED_CRDS, requires_shared_crds, start_server, stop_server
+from conftest import CRDS, REPO_ROOT, start_server, stop_server
 
-pytestmark = requires_shared_crds
 FIXTURES = REPO_ROOT / "sandbox" / "fixtures"
 MODELS = yaml.safe_load((REPO_ROOT / "sandbox/python/gpuops_sim/data/gpu_models.yml").read_text())
 SIM_ENV = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "sandbox" / "python"))
-CLUSTER_POLICY_CRD = SHARED_CRDS / "nvidia.com_clusterpolicies.yaml"
+CLUSTER_POLICY_CRD = CRDS / "nvidia.com_clusterpolicies.yaml"
 BASE_POLICY = {
     "operator": {},
     "daemonsets": {},
@@ -124,7 +123,7 @@ def make_cluster(tmp_path):
         args = ["--fleet", str(tmp_path / "fleet.json"), "--controllers", controllers]
         for crd in crds:
             args += ["--crds", str(crd)]
-        args += ["--operator-crds", str(SHARED_CRDS), *extra]
+        args += ["--operator-crds", str(CRDS), *extra]
         server = start_server(tmp_path / f"kube{len(started)}", None, *args)
         started.append(server)
         return Cluster(server, states)

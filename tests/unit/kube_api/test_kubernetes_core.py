@@ -16,9 +16,8 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from conftest import (
+    CRDS,
     REPO_ROOT,
-    SHARED_CRDS,
-    requires_shared_crds,
     start_server,
     stop_server,
     wait_for,
@@ -198,13 +197,12 @@ def test_eviction_status_body_matches_upstream(core, api_client, namespace):
     core.delete_node("evict-node")
 
 
-@requires_shared_crds
 def test_custom_resources_through_k8s(kube_server, dynamic):
     run_playbook(
         kube_server,
         "custom_resources.yml",
         pool_name="from-ansible",
-        crd_file=str(SHARED_CRDS / "karpenter.sh_nodepools.yaml"),
+        crd_file=str(CRDS / "karpenter.sh_nodepools.yaml"),
     )
     nodepools = dynamic.resources.get(api_version="karpenter.sh/v1", kind="NodePool")
     assert nodepools.get(name="from-ansible").spec.weight == 20

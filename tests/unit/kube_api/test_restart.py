@@ -6,9 +6,7 @@ import os
 
 from kubernetes import client, config
 
-from conftest import SHARED_CRDS, requires_shared_crds, start_server, stop_server
-
-pytestmark = requires_shared_crds
+from conftest import CRDS, start_server, stop_server
 
 
 def _core(kubeconfig):
@@ -18,7 +16,7 @@ def _core(kubeconfig):
 
 
 def test_snapshot_survives_restart(tmp_path):
-    server = start_server(tmp_path, crds=SHARED_CRDS)
+    server = start_server(tmp_path, crds=CRDS)
     try:
         with _core(server.kubeconfig) as api:
             core = client.CoreV1Api(api)

@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from .. import crd_sources
 from ..api import Cluster, WriteOptions
 from .runner import Controller
 
@@ -194,8 +195,10 @@ class Olm(Controller):
         paths = []
         for entry in package.get("crds") or []:
             if entry.startswith("shared:"):
+                # Upstream CRDs where they are at hand, else the sandbox's own.
                 filename = entry.split(":", 1)[1]
-                for location in self.options.get("shared_crds") or []:
+                locations = [*(self.options.get("shared_crds") or []), crd_sources.SANDBOX_CRDS_DIR]
+                for location in locations:
                     candidate = (
                         location if os.path.isfile(location) else os.path.join(location, filename)
                     )
