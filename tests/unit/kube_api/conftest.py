@@ -3,15 +3,20 @@ started as a subprocess on a free 127.0.0.1 port and stopped by its PID."""
 
 from __future__ import annotations
 
+import base64
+import http.client
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 KUBE_PACKAGE_DIR = REPO_ROOT / "sandbox" / "kube"
@@ -33,6 +38,42 @@ class RunningServer:
         self.url = url
         self.kubeconfig = kubeconfig
         self.state_dir = state_dir
+
+    def _config(self) -> dict:
+        return yaml.safe_load(self.kubeconfig.read_text())
+
+    @property
+    def token(self) -> str:
+        """The admin bearer token the kubeconfig carries."""
+        return self._config()["users"][0]["user"]["token"]
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client TLS context trusting the server's CA (from the kubeconfig)."""
+        cluster = self._config()["clusters"][0]["cluster"]
+        ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
+        return ssl.create_default_context(cadata=ca)
+
+    def connection(self, timeout: float = 10) -> http.client.HTTPConnection:
+        parts = urlsplit(self.url)
+        if parts.scheme == "https":
+            return http.client.HTTPSConnection(
+                parts.hostname, parts.port, timeout=timeout, context=self.ssl_context()
+            )
+        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers=None, token=True):
+        """One raw request as the admin (or anonymous with token=False): (status, headers,
+        body bytes)."""
+        connection = self.connection()
+        headers = dict(headers or {})
+        if token:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
 
 
 def start_server(state_dir: Path, crds: Path | None = None, *extra_args: str) -> RunningServer:

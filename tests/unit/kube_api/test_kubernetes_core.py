@@ -221,12 +221,26 @@ def test_simulated_workloads_satisfy_wait(tmp_path):
         with client.ApiClient(configuration) as api:
             core = client.CoreV1Api(api)
             for name, labels in (("gpu-a", {"nvidia.com/gpu.present": "true"}), ("cpu-a", {})):
+                # Registered as a kubelet does: Ready, with allocatable room for pods.
                 core.create_node(
-                    client.V1Node(metadata=client.V1ObjectMeta(name=name, labels=labels))
+                    {
+                        "metadata": {"name": name, "labels": labels},
+                        "status": {
+                            "allocatable": {"cpu": "8", "memory": "16Gi", "pods": "110"},
+                            "conditions": [{"type": "Ready", "status": "True"}],
+                        },
+                    }
                 )
             run_playbook(server, "workloads_wait.yml", ns="default")
             deployment = client.AppsV1Api(api).read_namespaced_deployment("dep", "default")
             assert deployment.spec.strategy.type == "RollingUpdate"  # apiserver defaults
             assert deployment.status.observed_generation == deployment.metadata.generation
+            # Ready replicas are pods that exist: two of the Deployment, one of the
+            # StatefulSet, one of the DaemonSet (on the GPU node only), all running.
+            pods = core.list_namespaced_pod("default").items
+            owners = sorted(p.metadata.owner_references[0].kind for p in pods)
+            assert owners == ["DaemonSet", "ReplicaSet", "ReplicaSet", "StatefulSet"]
+            assert {p.spec.node_name for p in pods} == {"gpu-a"}
+            assert all(p.status.phase == "Running" for p in pods)
     finally:
         stop_server(server)
