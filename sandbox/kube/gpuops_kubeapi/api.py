@@ -4,6 +4,7 @@ create/get/list/update/patch/apply/delete, namespaces, finalizers, CRDs and evic
 from __future__ import annotations
 
 import base64
+import calendar
 import copy
 import datetime
 import json
@@ -70,14 +71,15 @@ def now(offset: float = 0) -> str:
 
 
 def parse_time(value: Any) -> float | None:
-    """Epoch seconds of an RFC 3339 timestamp as the API writes them, None if unreadable."""
-    if not isinstance(value, str):
+    """Epoch seconds of an RFC 3339 timestamp as the API writes them (UTC, "Z"), None if
+    unreadable. Controllers read many of these per pass: no strptime."""
+    if not isinstance(value, str) or len(value) < 19 or value[4] != "-" or value[10] != "T":
         return None
     try:
-        parsed = datetime.datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S")
+        fields = (value[0:4], value[5:7], value[8:10], value[11:13], value[14:16], value[17:19])
+        return float(calendar.timegm(tuple(int(f) for f in fields)))
     except ValueError:
         return None
-    return parsed.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
 def _without(obj: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -863,6 +865,8 @@ class Cluster:
         self._collect_dependents(obj["metadata"].get("uid"), propagation)
         if resource_type.kind == "CustomResourceDefinition":
             self._unregister_crd(obj)
+        elif resource_type.kind == "ClusterRole" and resource_type.served_by_crd is None:
+            self.aggregate_cluster_roles()
         namespace = obj["metadata"].get("namespace")
         if namespace and self.namespace_phase(namespace) == "Terminating":
             self._maybe_finish_namespace(namespace)

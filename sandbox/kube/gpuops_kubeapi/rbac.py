@@ -238,6 +238,13 @@ def aggregate_cluster_roles(cluster, write) -> None:
     `write(role)` stores a changed role."""
     records = list(cluster.store.scan((RBAC_GROUP, "clusterroles"), None, None))
     roles = [record.decode() for record in records]
+    for _unused in range(len(roles) + 1):  # aggregated roles can aggregate others: to a fixpoint
+        if not _aggregate_pass(roles, write):
+            return
+
+
+def _aggregate_pass(roles: list[dict[str, Any]], write) -> bool:
+    changed = False
     for role in roles:
         selectors = (role.get("aggregationRule") or {}).get("clusterRoleSelectors")
         if not selectors:
@@ -259,6 +266,8 @@ def aggregate_cluster_roles(cluster, write) -> None:
         if (role.get("rules") or []) != rules:
             role["rules"] = rules
             write(role)
+            changed = True
+    return changed
 
 
 # -------------------------------------------------------------------- bootstrap policy

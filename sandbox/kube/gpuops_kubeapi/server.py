@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
-from . import discovery, rbac
+from . import discovery, protobuf, rbac
 from .api import Cluster, WriteOptions
 from .auth import Authenticator, Identity, Pki, Unauthorized
 from .errors import ApiError, bad_request, method_not_allowed, unsupported_media_type
@@ -34,6 +34,7 @@ from .store import MAX_JSON_DEPTH, decode_json, encode, json_depth
 
 MAX_WATCH_SECONDS = 1800
 MAX_BODY_BYTES = 3 * 1024 * 1024  # the apiserver's --max-request-bytes default body limit
+DISCARD_BYTES = 256 * 1024
 MAX_CONNECTIONS = 512
 IDLE_SECONDS = 60
 HANDSHAKE_SECONDS = 10
@@ -133,7 +134,8 @@ class KubeApiServer(ThreadingHTTPServer):
         except Exception:
             self.handle_error(connection, client_address)
         finally:
-            self.shutdown_request(connection)
+            if connection is not None:
+                self.shutdown_request(connection)
             self.connections -= 1
             self._slots.release()
 
@@ -243,6 +245,10 @@ class RequestHandler(BaseHTTPRequestHandler):
             message = "the server does not allow this method on the requested resource"
         text = message or self.responses.get(code, ("error",))[0]
         self.close_connection = True
+        # An unparsable request line leaves the stdlib at HTTP/0.9, which has no status line
+        # or headers; Go's server answers garbage with a full HTTP/1.1 response.
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+            self.request_version = "HTTP/1.1"
         body: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
@@ -409,6 +415,15 @@ class RequestHandler(BaseHTTPRequestHandler):
             raise _BodyError(400, "BadRequest", f'invalid Content-Length "{length[:32]}"')
         size = int(length)
         if size > MAX_BODY_BYTES:
+            # Like the apiserver (which reads limit+1 bytes and Go's server, which discards up
+            # to 256 KiB more), take in what fits that bound so an ordinary client reads the
+            # answer; the rest is never read and the connection closes.
+            remaining = min(size, MAX_BODY_BYTES + DISCARD_BYTES)
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 65536))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
             raise _too_large()
         data = self.rfile.read(size) if size else b""
         if len(data) < size:
@@ -457,6 +472,13 @@ class RequestHandler(BaseHTTPRequestHandler):
             return None
         content_type = (self.headers.get("Content-Type") or "application/json").split(";")[0]
         content_type = content_type.strip()
+        if content_type == protobuf.CONTENT_TYPE:
+            try:
+                return protobuf.decode(self.body)
+            except protobuf.ProtobufError:
+                raise unsupported_media_type(
+                    content_type, ["application/json", "application/yaml"]
+                ) from None
         if content_type not in ("application/json", "application/yaml", "*/*", ""):
             raise unsupported_media_type(content_type, ["application/json", "application/yaml"])
         if content_type == "application/yaml":

@@ -6,9 +6,6 @@ Each playbook asserts its own results; the tests also check the server's state a
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -16,42 +13,13 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from conftest import (
-    REPO_ROOT,
     SHARED_CRDS,
     requires_shared_crds,
+    run_playbook,
     start_server,
     stop_server,
     wait_for,
 )
-
-PLAYBOOKS = REPO_ROOT / "tests" / "unit" / "kube_api" / "playbooks"
-ANSIBLE_PLAYBOOK = REPO_ROOT / ".venv" / "bin" / "ansible-playbook"
-
-
-def run_playbook(kube_server, playbook, **extra_vars):
-    env = dict(
-        os.environ,
-        K8S_AUTH_KUBECONFIG=str(kube_server.kubeconfig),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-    )
-    env.pop("KUBECONFIG", None)
-    command = [
-        str(ANSIBLE_PLAYBOOK),
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        str(PLAYBOOKS / playbook),
-        "-e",
-        json.dumps(extra_vars),
-    ]
-    result = subprocess.run(
-        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=180, check=False
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "failed=0" in result.stdout
-    return result
 
 
 def test_apply_reapply_and_check_mode(kube_server, core, namespace):

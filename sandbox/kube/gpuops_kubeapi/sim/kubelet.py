@@ -24,7 +24,6 @@ does not exist are deleted (pod garbage collection).
 
 from __future__ import annotations
 
-import datetime
 import time
 from typing import Any
 
@@ -44,8 +43,7 @@ PULL_RETRY = 2.0  # ErrImagePull turns into ImagePullBackOff after this many sec
 
 
 def stamp(epoch: float) -> str:
-    moment = datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch)))
 
 
 def _number(annotations: dict[str, str], key: str, default: float | None) -> float | None:
@@ -355,6 +353,7 @@ class Kubelet(WorkController):
     def __init__(self, cluster, options) -> None:
         super().__init__(cluster, options)
         cluster.kubelets = True  # pods bound to nodes now terminate gracefully
+        self._stopping: dict[str, float] = {}  # pod uid -> when its deletion was seen
         self.backoff = float(options.get("pod_failure_backoff", 10.0))
 
     def keys_for(self, type_key, key, event, before):
@@ -375,6 +374,18 @@ class Kubelet(WorkController):
                 and r.fields.get("status.phase") not in ("Succeeded", "Failed")
             ]
 
+    def reconcile(self) -> None:
+        self._nodes: dict[str, dict[str, Any]] | None = None
+        super().reconcile()
+
+    def _node(self, name: str) -> dict[str, Any] | None:
+        """The node as stored at this pass (decoded once per pass, shared: read only)."""
+        if getattr(self, "_nodes", None) is None:
+            self._nodes = {
+                n["metadata"]["name"]: n for n in self.client.list_cached("", "v1", "nodes")
+            }
+        return self._nodes.get(name)
+
     def sync(self, key: ObjectKey) -> None:
         record = self.client.record(PODS, key)
         if record is None:
@@ -384,7 +395,7 @@ class Kubelet(WorkController):
             return
         pod = record.decode()
         metadata = pod["metadata"]
-        node = self.client.get("", "v1", "nodes", None, node_name)
+        node = self._node(node_name)
         moment = time.time()
         if node is None:
             # The pod garbage collector: pods bound to a node that is gone are deleted.
@@ -407,18 +418,21 @@ class Kubelet(WorkController):
             self.client.update("", "v1", "pods", pod, "status")
 
     def _terminate(self, pod: dict[str, Any], key: ObjectKey, moment: float) -> None:
+        """Stop the containers (stop-seconds, at most the grace period, counted from when this
+        kubelet saw the deletion), then remove the pod."""
         metadata = pod["metadata"]
-        deadline = podutil.parse_time(metadata.get("deletionTimestamp")) or moment
+        uid = metadata.get("uid", "")
+        seen = self._stopping.setdefault(uid, moment)
         grace = float(metadata.get("deletionGracePeriodSeconds") or 0)
-        requested = deadline - grace
         stop = _number(metadata.get("annotations") or {}, STOP_SECONDS, 0.0) or 0.0
-        done = min(deadline, requested + stop)
+        done = seen + min(grace, stop)
         if moment < done:
             self.requeue(key, done - moment + 0.05)
             return
+        self._stopping.pop(uid, None)
         if metadata.get("deletionGracePeriodSeconds") == 0 and metadata.get("finalizers"):
             return  # already removed by us; finalizers keep it
-        self.client.delete("", "v1", "pods", key[0], key[1], grace=0, uid=metadata.get("uid"))
+        self.client.delete("", "v1", "pods", key[0], key[1], grace=0, uid=uid)
 
     def _mark_not_ready(self, pod: dict[str, Any]) -> None:
         status = dict(pod.get("status") or {})

@@ -109,11 +109,22 @@ class TaintEviction(WorkController):
                 if r.fields.get("spec.nodeName")
             ]
 
+    def reconcile(self) -> None:
+        self._nodes: dict[str, dict[str, Any]] | None = None
+        super().reconcile()
+
+    def _node(self, name: str) -> dict[str, Any] | None:
+        if getattr(self, "_nodes", None) is None:
+            self._nodes = {
+                n["metadata"]["name"]: n for n in self.client.list_cached("", "v1", "nodes")
+            }
+        return self._nodes.get(name)
+
     def sync(self, key: ObjectKey) -> None:
         record = self.client.record(PODS, key)
         if record is None or not record.fields.get("spec.nodeName"):
             return
-        node = self.client.get("", "v1", "nodes", None, record.fields["spec.nodeName"])
+        node = self._node(record.fields["spec.nodeName"])
         if node is None:
             return
         taints = [
