@@ -134,17 +134,18 @@ def test_helm_install_rerun_upgrade_and_check_mode(sandbox, kube_factory, chart_
     assert rerun.recap[CONTROL_PLANE]["changed"] == 0, rerun
     assert _releases(core) == {1: "deployed"}
 
-    upgraded = run("-e", "gpu_operator_mig_strategy=single")
+    # (the MIG strategy cannot be the change: the role refuses `single` for gpu-h100-02's layout)
+    upgraded = run("-e", "gpu_operator_cdi_enabled=false")
     assert upgraded.rc == 0, upgraded
     assert upgraded.recap[CONTROL_PLANE]["changed"] >= 1, upgraded
     assert _releases(core) == {1: "superseded", 2: "deployed"}
-    assert _policy(kube)["spec"]["mig"]["strategy"] == "single"
+    assert _policy(kube)["spec"]["cdi"]["enabled"] is False
     assert _policy(kube)["status"]["state"] == "ready"
 
     version = _policy(kube)["metadata"]["resourceVersion"]
-    checked = run("--check", "-e", "gpu_operator_mig_strategy=mixed")
+    checked = run("--check", "-e", "gpu_operator_cdi_enabled=true")
     assert checked.rc == 0, checked
     assert checked.recap[CONTROL_PLANE]["changed"] >= 1, checked  # would upgrade the release
     assert _releases(core) == {1: "superseded", 2: "deployed"}  # but did not
-    assert _policy(kube)["spec"]["mig"]["strategy"] == "single"
+    assert _policy(kube)["spec"]["cdi"]["enabled"] is False
     assert _policy(kube)["metadata"]["resourceVersion"] == version
