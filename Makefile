@@ -50,7 +50,7 @@ sanity: venv ## ansible-test sanity (offline) on a copy under build/sanity
 build-check: venv ## Build the collection tarball, install it, render every module/role doc
 	@tools/build-check.sh
 
-unit: venv collection ## pytest tests/unit
+unit: venv collection helm ## pytest tests/unit
 	@tools/pytest-tier.sh tests/unit
 
 integration: venv collection helm ## pytest tests/integration
