@@ -168,7 +168,7 @@ PLAYBOOKS = REPO_ROOT / "tests" / "unit" / "kube_api" / "playbooks"
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 
 
-def run_playbook(server, playbook, expect_failure=False, **extra_vars):
+def run_playbook(server, playbook, **extra_vars):
     """ansible-playbook on localhost with K8S_AUTH_KUBECONFIG pointing at `server`."""
     env = dict(
         os.environ,
@@ -190,9 +190,8 @@ def run_playbook(server, playbook, expect_failure=False, **extra_vars):
     result = subprocess.run(
         command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
     )
-    if not expect_failure:
-        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-        assert "failed=0" in result.stdout
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "failed=0" in result.stdout
     return result
 
 

@@ -112,8 +112,11 @@ def test_deployment_pods_exist_roll_and_report_from_them(core, apps, cluster_nam
         assert pod.status.phase == "Running" and pod.spec.node_name in ("pool-a", "pool-b")
         assert {c.type: c.status for c in pod.status.conditions}["Ready"] == "True"
 
-    # A rolling update: at most replicas + maxSurge pods exist, at least replicas -
-    # maxUnavailable stay available, and the old ReplicaSet ends at 0 with its revision.
+    # A rolling update: the ReplicaSets never ask for more than replicas + maxSurge pods nor
+    # have fewer than replicas - maxUnavailable available (replayed from the watch log, so no
+    # intermediate state is missed), and the old ReplicaSet ends at 0 with its revision.
+    before = apps.list_namespaced_replica_set(ns)
+    since = before.metadata.resource_version
     apps.patch_namespaced_deployment(
         "web",
         ns,
@@ -126,16 +129,31 @@ def test_deployment_pods_exist_roll_and_report_from_them(core, apps, cluster_nam
             }
         },
     )
-    most = 0
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        active = [p for p in _pods(core, ns, "app=web") if not p.metadata.deletion_timestamp]
-        most = max(most, len(active))
-        if _rolled_out(apps, ns, "web", 3) and len(active) == 3:
-            break
-        time.sleep(0.05)
-    assert _rolled_out(apps, ns, "web", 3)
-    assert 3 < most <= 4  # surged, within maxSurge
+    wait_for(
+        lambda: (
+            _rolled_out(apps, ns, "web", 3)
+            and len([p for p in _pods(core, ns, "app=web") if not p.metadata.deletion_timestamp])
+            == 3
+        ),
+        timeout=20,
+    )
+    state = {
+        r.metadata.name: (r.spec.replicas or 0, r.status.available_replicas or 0)
+        for r in before.items
+    }
+    most, fewest = 3, 3
+    for event in watch.Watch().stream(
+        apps.list_namespaced_replica_set, ns, resource_version=since, timeout_seconds=1
+    ):
+        replica_set = event["object"]
+        state[replica_set.metadata.name] = (
+            replica_set.spec.replicas or 0,
+            replica_set.status.available_replicas or 0,
+        )
+        most = max(most, sum(wanted for wanted, _unused in state.values()))
+        fewest = min(fewest, sum(available for _unused, available in state.values()))
+    assert most == 4  # surged by one, never more
+    assert fewest == 3  # maxUnavailable 0: never fewer available
     replica_sets = {
         r.metadata.annotations["deployment.kubernetes.io/revision"]: r
         for r in apps.list_namespaced_replica_set(ns).items
@@ -357,7 +375,8 @@ def test_statefulset_ordered_stable_names(core, apps, cluster_namespace):
     uid = pod.metadata.uid
     core.delete_namespaced_pod("db-1", ns)
     again = wait_for(
-        lambda: (p := core.read_namespaced_pod("db-1", ns)).metadata.uid != uid and p, timeout=10
+        lambda: (p := _maybe(core.read_namespaced_pod, "db-1", ns)) and p.metadata.uid != uid and p,
+        timeout=10,
     )
     assert again.metadata.name == "db-1"  # the same identity comes back
     apps.patch_namespaced_stateful_set_scale("db", ns, {"spec": {"replicas": 1}})
