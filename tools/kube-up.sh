@@ -26,7 +26,7 @@ ours() {  # is PID a stand-in serving this state dir?
 if [ -f "$PIDFILE" ]; then
     pid=$(cat "$PIDFILE")
     if kill -0 "$pid" 2>/dev/null && ours "$pid"; then
-        echo "kube-up: already running (pid $pid, $(grep -o 'http://[^ ]*' "$STATE/server.out" 2>/dev/null || echo '?'))"
+        echo "kube-up: already running (pid $pid, $(grep -Eo 'https?://[^ ]*' "$STATE/server.out" 2>/dev/null || echo '?'))"
         echo "kube-up: export GPUOPS_KUBECONFIG=$STATE/kubeconfig"
         exit 0
     fi

@@ -89,15 +89,18 @@ def fleet(sandbox, kube, tmp_path):
     core = client.CoreV1Api(kube.api_client())
     apps = client.AppsV1Api(kube.api_client())
     core.create_namespace({"metadata": {"name": NAMESPACE}})
+    # Owners the pods below name (what k8s_drain looks at), kept inert: the stand-in runs the
+    # replicaset and daemonset controllers, so these select no pod and place none, and the
+    # test's own pods (one per host) stay as created.
     rs = apps.create_namespaced_replica_set(
         NAMESPACE,
         {
             "metadata": {"name": "train"},
             "spec": {
-                "replicas": len(HOSTS),
-                "selector": {"matchLabels": {"app": "train"}},
+                "replicas": 0,
+                "selector": {"matchLabels": {"app": "train-owner"}},
                 "template": {
-                    "metadata": {"labels": {"app": "train"}},
+                    "metadata": {"labels": {"app": "train-owner"}},
                     "spec": {"containers": [{"name": "c", "image": "train:1"}]},
                 },
             },
@@ -108,10 +111,13 @@ def fleet(sandbox, kube, tmp_path):
         {
             "metadata": {"name": "dcgm"},
             "spec": {
-                "selector": {"matchLabels": {"app": "dcgm"}},
+                "selector": {"matchLabels": {"app": "dcgm-owner"}},
                 "template": {
-                    "metadata": {"labels": {"app": "dcgm"}},
-                    "spec": {"containers": [{"name": "c", "image": "dcgm:1"}]},
+                    "metadata": {"labels": {"app": "dcgm-owner"}},
+                    "spec": {
+                        "nodeSelector": {"sandbox.gpuops.io/no-such-node": "true"},
+                        "containers": [{"name": "c", "image": "dcgm:1"}],
+                    },
                 },
             },
         },

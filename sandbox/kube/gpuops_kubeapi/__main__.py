@@ -1,38 +1,70 @@
 """Command line: `python -m gpuops_kubeapi serve --port P --state-dir D --kubeconfig-out F`
-[--crds DIR|FILE ...] [--fleet MANIFEST.json] [--controllers all|none|a,b] [--openshift]."""
+[--crds DIR|FILE ...] [--fleet MANIFEST.json] [--controllers all|none|a,b] [--openshift]
+[--simulate-workloads] [--plain-http]."""
 
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import signal
 import sys
+import tempfile
 import threading
 
 import yaml
 
 from . import crd_sources
 from .api import Cluster, WriteOptions, now
+from .auth import Pki
 from .server import KubeApiServer
 from .sim import fleet
-from .sim.controllers import build_runner, parse_controllers
+from .sim.controllers import WORKLOAD_CONTROLLERS, build_runner, parse_controllers
+from .sim.runner import CONTROLLER_NAMES
 from .store import Store
 
 SNAPSHOT_NAME = "state.json"
-DUMMY_TOKEN = "gpuops-sandbox-token"
+CONTEXT = "gpuops-sandbox"
+CERT_CONTEXT = "gpuops-sandbox-cert"
 
 
-def kubeconfig(url: str) -> dict:
-    name = "gpuops-sandbox"
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def kubeconfig(url: str, pki: Pki | None = None) -> dict:
+    """A kubeconfig for this server. With TLS: the cluster CA, the admin bearer token (current
+    context), and a second context authenticating with the admin client certificate."""
+    cluster: dict = {"server": url}
+    users: list[dict] = [{"name": CONTEXT, "user": {}}]
+    contexts = [
+        {"name": CONTEXT, "context": {"cluster": CONTEXT, "user": CONTEXT, "namespace": "default"}}
+    ]
+    if pki is not None:
+        cluster["certificate-authority-data"] = _b64(pki.ca_pem)
+        users[0]["user"] = {"token": pki.admin_token}
+        users.append(
+            {
+                "name": CERT_CONTEXT,
+                "user": {
+                    "client-certificate-data": _b64(pki.admin_cert_pem),
+                    "client-key-data": _b64(pki.admin_key_pem),
+                },
+            }
+        )
+        contexts.append(
+            {
+                "name": CERT_CONTEXT,
+                "context": {"cluster": CONTEXT, "user": CERT_CONTEXT, "namespace": "default"},
+            }
+        )
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": name, "cluster": {"server": url}}],
-        "users": [{"name": name, "user": {"token": DUMMY_TOKEN}}],
-        "contexts": [
-            {"name": name, "context": {"cluster": name, "user": name, "namespace": "default"}}
-        ],
-        "current-context": name,
+        "clusters": [{"name": CONTEXT, "cluster": cluster}],
+        "users": users,
+        "contexts": contexts,
+        "current-context": CONTEXT,
         "preferences": {},
     }
 
@@ -61,10 +93,21 @@ def load_crds(cluster: Cluster, location: str) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    cluster = Cluster(Store(), simulate_workloads=args.simulate_workloads)
+    # Deeply nested (but accepted, see store.MAX_JSON_DEPTH) objects recurse in validation
+    # and managed-fields code: room for that on every thread.
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 8000))
+    threading.stack_size(32 * 1024 * 1024)
+    cluster = Cluster(Store())
     snapshot_path = os.path.join(args.state_dir, SNAPSHOT_NAME) if args.state_dir else None
+    scratch = None
     if args.state_dir:
         os.makedirs(args.state_dir, exist_ok=True)
+        pki_dir = os.path.join(args.state_dir, "pki")
+    else:
+        scratch = tempfile.TemporaryDirectory(prefix="gpuops-kubeapi-pki-")
+        pki_dir = scratch.name
+    pki = Pki(pki_dir)
+    if snapshot_path:
         snapshot = Store.read_snapshot(snapshot_path)
         if snapshot:
             cluster.restore(snapshot)
@@ -72,20 +115,36 @@ def serve(args: argparse.Namespace) -> int:
     for location in args.crds or []:
         load_crds(cluster, location)
     names = parse_controllers(args.controllers)
+    if args.simulate_workloads:
+        names = parse_controllers(",".join(dict.fromkeys(names + list(WORKLOAD_CONTROLLERS))))
     if args.fleet:
         fleet.register(cluster, fleet.read_manifest(args.fleet), now())
     operator_crds = [crd_sources.resolve(x) for x in args.operator_crds or args.crds or []]
     runner = build_runner(
         cluster,
         names,
-        {"openshift": args.openshift, "shared_crds": operator_crds},
+        {
+            "openshift": args.openshift,
+            "shared_crds": operator_crds,
+            "pki": pki,
+            "pod_failure_backoff": args.pod_failure_backoff,
+        },
         resync=args.resync,
     )
-    server = KubeApiServer(("127.0.0.1", args.port), cluster, verbose=args.verbose)
+    server = KubeApiServer(
+        ("127.0.0.1", args.port),
+        cluster,
+        verbose=args.verbose,
+        pki=None if args.plain_http else pki,
+    )
+    server.token_pki = pki
     if args.kubeconfig_out:
         os.makedirs(os.path.dirname(os.path.abspath(args.kubeconfig_out)), exist_ok=True)
-        with open(args.kubeconfig_out, "w", encoding="utf-8") as handle:
-            yaml.safe_dump(kubeconfig(server.url), handle, sort_keys=False)
+        descriptor = os.open(args.kubeconfig_out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(
+                kubeconfig(server.url, None if args.plain_http else pki), handle, sort_keys=False
+            )
         os.chmod(args.kubeconfig_out, 0o600)
     pid_file = args.pid_file or (
         os.path.join(args.state_dir, "kubeapi.pid") if args.state_dir else None
@@ -114,6 +173,8 @@ def serve(args: argparse.Namespace) -> int:
             cluster.store.save(snapshot_path)
         if pid_file and os.path.exists(pid_file):
             os.remove(pid_file)
+        if scratch is not None:
+            scratch.cleanup()
     return 0
 
 
@@ -144,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         "--controllers",
         default="none",
         help="simulated controllers to run: all, none, or a comma list of "
-        "gpu-operator,mig-manager,device-plugin,scheduler,olm",
+        + ",".join(CONTROLLER_NAMES),
     )
     serve_parser.add_argument(
         "--openshift",
@@ -154,11 +215,26 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument(
         "--resync", type=float, default=0.5, help="controller resync period in seconds"
     )
+    serve_parser.add_argument(
+        "--pod-failure-backoff",
+        type=float,
+        default=10.0,
+        help="first back-off in seconds after a container or Job pod fails, doubled each time "
+        "(upstream: 10); tests use less",
+    )
     serve_parser.add_argument("--pid-file", help="PID file (default: STATE_DIR/kubeapi.pid)")
     serve_parser.add_argument(
         "--simulate-workloads",
         action="store_true",
-        help="report Deployments/StatefulSets/ReplicaSets/DaemonSets as rolled out",
+        help="also run the workload controllers, scheduler and kubelets ("
+        + ",".join(WORKLOAD_CONTROLLERS)
+        + "), so workloads roll out with real pods",
+    )
+    serve_parser.add_argument(
+        "--plain-http",
+        action="store_true",
+        help="serve plain HTTP without authentication or authorization (every request is the "
+        "admin), as the apiserver's old insecure port did; the default is HTTPS with auth",
     )
     serve_parser.add_argument("--verbose", action="store_true", help="log requests to stderr")
     args = parser.parse_args(argv)

@@ -4,19 +4,19 @@ create/get/list/update/patch/apply/delete, namespaces, finalizers, CRDs and evic
 from __future__ import annotations
 
 import base64
+import calendar
 import copy
 import datetime
 import json
 import math
 import random
 import re
-import string
 import uuid
 from typing import Any
 
 import yaml
 
-from . import controllers, fieldsets, kinds, patches
+from . import defaults, fieldsets, kinds, patches, rbac
 from . import schema as schemas
 from .errors import (
     ApiError,
@@ -37,7 +37,7 @@ from .selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-from .store import Record, Store, encode
+from .store import Record, Store, decode_json, encode
 
 _DNS1123_SUBDOMAIN = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -53,15 +53,33 @@ _DNS1123_SUBDOMAIN_HELP = (
     "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
     "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
 )
+# names.SimpleNameGenerator's alphabet (k8s.io/apimachinery/pkg/util/rand): no vowels.
+_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 CUSTOM_RESOURCE_PATCH_TYPES = [JSON_PATCH, MERGE_PATCH, APPLY_PATCH]
+# core.MaxSecretSize: what a ConfigMap's or Secret's data may total.
+MAX_DATA_BYTES = 1024 * 1024
+DEFAULT_GRACE_SECONDS = 30
 
 
-def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now(offset: float = 0) -> str:
+    stamp = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=offset)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: Any) -> float | None:
+    """Epoch seconds of an RFC 3339 timestamp as the API writes them (UTC, "Z"), None if
+    unreadable. Controllers read many of these per pass: no strptime."""
+    if not isinstance(value, str) or len(value) < 19 or value[4] != "-" or value[10] != "T":
+        return None
+    try:
+        fields = (value[0:4], value[5:7], value[8:10], value[11:13], value[14:16], value[17:19])
+        return float(calendar.timegm(tuple(int(f) for f in fields)))
+    except ValueError:
+        return None
 
 
 def _without(obj: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -80,18 +98,28 @@ class WriteOptions:
         field_manager: str = "",
         force: bool = False,
         propagation: str = "Background",
+        identity: Any = None,
+        grace_period: int | None = None,
     ):
         self.dry_run = dry_run
         self.field_manager = field_manager
         self.force = force
         # Deletes: what happens to dependents (Background/Foreground: deleted; Orphan: kept).
         self.propagation = propagation
+        self.identity = identity  # auth.Identity of the caller (None: the stand-in itself)
+        # Deletes: DeleteOptions.gracePeriodSeconds (None: the object's own default).
+        self.grace_period = grace_period
+        self.preconditions: dict[str, Any] | None = None
 
 
 class Cluster:
-    def __init__(self, store: Store | None = None, simulate_workloads: bool = False) -> None:
+    def __init__(self, store: Store | None = None) -> None:
         self.store = store or Store()
-        self.simulate_workloads = simulate_workloads
+        # Set when the simulated kubelets run: Pods bound to a node then terminate gracefully
+        # (deletionTimestamp, the kubelet removes them); without kubelets they go at once.
+        self.kubelets = False
+        # Bumped whenever the served kinds change (CRDs), for caches such as /openapi.
+        self.types_epoch = 0
         # Indexed because k8s_drain and kubelets ask for the pods of one node.
         self.store.indexed_fields.setdefault(("", "pods"), ("spec.nodeName",))
         self.lock = self.store.lock
@@ -103,6 +131,7 @@ class Cluster:
     # ------------------------------------------------------------------ registry
 
     def _register(self, resource_type: ResourceType) -> None:
+        self.types_epoch += 1
         self.types[(resource_type.group, resource_type.version, resource_type.plural)] = (
             resource_type
         )
@@ -159,6 +188,14 @@ class Cluster:
             rv,
             (metadata.get("namespace") or "", metadata.get("name", "")),
             tuple(ref["uid"] for ref in metadata.get("ownerReferences") or () if ref.get("uid")),
+            next(
+                (
+                    (ref.get("kind", ""), ref.get("name", ""), ref.get("uid", ""))
+                    for ref in metadata.get("ownerReferences") or ()
+                    if ref.get("controller")
+                ),
+                None,
+            ),
         )
 
     def _read_view(self, resource_type: ResourceType, record: Record) -> bytes:
@@ -281,7 +318,7 @@ class Cluster:
         else:
             metadata.pop("namespace", None)
         if not metadata.get("name") and metadata.get("generateName"):
-            suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
+            suffix = "".join(random.choices(_NAME_ALPHABET, k=5))
             metadata["name"] = metadata["generateName"] + suffix
         with self.lock:
             return self._create_locked(resource_type, obj, options)
@@ -319,13 +356,16 @@ class Cluster:
             "generation",
             "managedFields",
             "selfLink",
+            "deletionGracePeriodSeconds",
         ):
             metadata.pop(system_field, None)
+        metadata["uid"] = str(uuid.uuid4())
         self._prepare_special(resource_type, obj, None)
         self._default_structs(resource_type, obj)
-        controllers.apply_workload_defaults(resource_type.kind, obj)
+        defaults.apply_defaults(resource_type.kind, obj)
+        if resource_type.kind == "Pod" and resource_type.served_by_crd is None:
+            defaults.admit_pod(obj)
         warnings = self._validate(resource_type, obj)
-        metadata["uid"] = str(uuid.uuid4())
         metadata["creationTimestamp"] = now()
         if resource_type.tracks_generation:
             metadata["generation"] = 1
@@ -416,6 +456,27 @@ class Cluster:
                         }
                     ],
                 )
+        elif resource_type.group == rbac.RBAC_GROUP and not resource_type.served_by_crd:
+            # ValidateRBACName: any path segment name (system:discovery is valid).
+            problem = None
+            if name in (".", ".."):
+                problem = f"may not be '{name}'"
+            for character in ("/", "%"):
+                if character in name:
+                    problem = f"may not contain '{character}'"
+            if problem:
+                raise invalid(
+                    resource_type.kind,
+                    resource_type.group,
+                    name,
+                    [
+                        {
+                            "reason": "FieldValueInvalid",
+                            "message": f'Invalid value: "{name}": {problem}',
+                            "field": "metadata.name",
+                        }
+                    ],
+                )
         elif len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
             raise invalid(
                 resource_type.kind,
@@ -444,17 +505,19 @@ class Cluster:
             if causes:
                 raise invalid(resource_type.kind, resource_type.group, name, causes)
             return [f'unknown field "{path}"' for path in dropped]
+        dropped = schemas.normalize_builtin(obj, self.schema_node(resource_type))
         try:
             causes = schemas.validate_builtin(
                 resource_type.group, resource_type.version, resource_type.kind, obj
             )
         except schemas.DecodeError as error:
             raise bad_request(str(error)) from error
+        causes += _kind_rules(resource_type.kind, obj)
         if causes:
             raise invalid(resource_type.kind, resource_type.group, name, causes)
         if resource_type.kind == "CustomResourceDefinition":
             self._validate_crd(obj)
-        return []
+        return [f'unknown field "{path}"' for path in dropped]
 
     def _validate_crd(self, obj: dict[str, Any]) -> None:
         spec = obj.get("spec") or {}
@@ -667,7 +730,7 @@ class Cluster:
 
     def _commit_update(self, resource_type, old, new, options, subresource):
         self._prepare_special(resource_type, new, old)
-        controllers.apply_workload_defaults(resource_type.kind, new)
+        defaults.apply_defaults(resource_type.kind, new)
         warnings = self._validate(resource_type, new)
         metadata = new["metadata"]
         if resource_type.tracks_generation and _spec_part(new) != _spec_part(old):
@@ -724,10 +787,39 @@ class Cluster:
                 raise conflict(resource_type.group, resource_type.plural, name)
             return self._delete_locked(resource_type, obj, options)
 
+    def _grace_period(self, resource_type, obj, options) -> int:
+        """The pod strategy's CheckGracefulDelete: the asked grace period, else the pod's
+        terminationGracePeriodSeconds; 0 for pods never scheduled or already finished, and for
+        every pod when no kubelet runs to finish the deletion."""
+        if resource_type.kind != "Pod" or resource_type.served_by_crd or not self.kubelets:
+            return 0
+        spec = obj.get("spec") or {}
+        period = options.grace_period
+        if period is None:
+            period = spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
+        if not spec.get("nodeName"):
+            return 0
+        if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return 0
+        return 1 if period < 0 else int(period)
+
     def _delete_locked(self, resource_type, obj, options):
         metadata = obj["metadata"]
+        grace = self._grace_period(resource_type, obj, options)
+        if grace > 0:
+            current = metadata.get("deletionGracePeriodSeconds")
+            if metadata.get("deletionTimestamp") and current is not None and current <= grace:
+                return obj  # already terminating, at least as soon
+            metadata["deletionTimestamp"] = now(grace)
+            metadata["deletionGracePeriodSeconds"] = grace
+            if options.dry_run:
+                return obj
+            rv = self.store.next_rv()
+            metadata["resourceVersion"] = str(rv)
+            self.store.put(resource_type.key, self.make_record(resource_type, obj, rv), "MODIFIED")
+            return obj
         if metadata.get("finalizers") or resource_type.kind == "Namespace":
-            if not metadata.get("deletionTimestamp"):
+            if not metadata.get("deletionTimestamp") or metadata.get("deletionGracePeriodSeconds"):
                 metadata["deletionTimestamp"] = now()
                 metadata["deletionGracePeriodSeconds"] = 0
                 if resource_type.kind == "Namespace":
@@ -773,6 +865,8 @@ class Cluster:
         self._collect_dependents(obj["metadata"].get("uid"), propagation)
         if resource_type.kind == "CustomResourceDefinition":
             self._unregister_crd(obj)
+        elif resource_type.kind == "ClusterRole" and resource_type.served_by_crd is None:
+            self.aggregate_cluster_roles()
         namespace = obj["metadata"].get("namespace")
         if namespace and self.namespace_phase(namespace) == "Terminating":
             self._maybe_finish_namespace(namespace)
@@ -892,30 +986,21 @@ class Cluster:
             if old is not None:
                 self._unregister_crd(old)
             self._register_crd(new)
-        if self.simulate_workloads and resource_type.served_by_crd is None:
-            if resource_type.kind in controllers.WORKLOAD_KINDS:
-                self._roll_out(resource_type, copy.deepcopy(new))
+        elif resource_type.kind == "ClusterRole" and resource_type.served_by_crd is None:
+            self.aggregate_cluster_roles()
 
-    def _roll_out(self, resource_type: ResourceType, obj: dict[str, Any]) -> None:
-        """The simulated controller's status write, a separate MODIFIED as upstream."""
-        matching = 0
-        if resource_type.kind == "DaemonSet":
-            matching = sum(
-                1
-                for node in self.store.scan(("", "nodes"), None, None)
-                if controllers.node_matches(node.labels, obj)
-            )
-        status = controllers.rolled_out_status(resource_type.kind, obj, now(), matching)
-        current = obj.get("status") or {}
-        if current.get("observedGeneration") == status["observedGeneration"] and (
-            resource_type.kind != "DaemonSet"
-            or current.get("desiredNumberScheduled") == status["desiredNumberScheduled"]
-        ):
-            return
-        obj["status"] = status
-        rv = self.store.next_rv()
-        obj["metadata"]["resourceVersion"] = str(rv)
-        self.store.put(resource_type.key, self.make_record(resource_type, obj, rv), "MODIFIED")
+    def aggregate_cluster_roles(self) -> None:
+        """The clusterrole-aggregation controller's work, done at once (like garbage
+        collection here): aggregated ClusterRoles follow the roles their selectors match."""
+        role_type = self.types[(rbac.RBAC_GROUP, "v1", "clusterroles")]
+
+        def write(role: dict[str, Any]) -> None:
+            rv = self.store.next_rv()
+            role["metadata"]["resourceVersion"] = str(rv)
+            self.store.put(role_type.key, self.make_record(role_type, role, rv), "MODIFIED")
+
+        with self.lock:
+            rbac.aggregate_cluster_roles(self, write)
 
     def _register_crd(self, crd: dict[str, Any]) -> None:
         spec = crd["spec"]
@@ -946,12 +1031,15 @@ class Cluster:
                 selectable_fields=selectable,
                 openapi_schema=(version.get("schema") or {}).get("openAPIV3Schema"),
                 served_by_crd=crd["metadata"]["name"],
+                extra_subresources=(),
+                scale_paths=_scale_paths(subresources.get("scale")),
             )
             self._register(resource_type)
             registered.append(resource_type)
         self.crd_types[crd["metadata"]["name"]] = registered
 
     def _unregister_crd(self, crd: dict[str, Any]) -> None:
+        self.types_epoch += 1
         for resource_type in self.crd_types.pop(crd["metadata"]["name"], []):
             self.types.pop((resource_type.group, resource_type.version, resource_type.plural), None)
             if (
@@ -962,6 +1050,195 @@ class Cluster:
                 is None
             ):
                 self.store.drop_type(resource_type.key)
+
+    # ------------------------------------------------------------------ scale, binding, token
+
+    def _scale_paths(self, resource_type: ResourceType) -> tuple[str, str, str]:
+        if resource_type.scale_paths is not None:
+            return resource_type.scale_paths
+        return (".spec.replicas", ".status.replicas", ".spec.selector")
+
+    def get_scale(self, resource_type, namespace, name) -> dict[str, Any]:
+        """autoscaling/v1 Scale of a Deployment, ReplicaSet, StatefulSet or custom resource."""
+        obj = self.get_object(resource_type, namespace, name)
+        spec_path, status_path, selector_path = self._scale_paths(resource_type)
+        metadata = obj["metadata"]
+        selector = _path_get(obj, selector_path) if selector_path else None
+        if isinstance(selector, dict):
+            selector = selector_string(selector)
+        scale: dict[str, Any] = {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                k: metadata[k]
+                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                if k in metadata
+            },
+            "spec": {},
+            "status": {"replicas": _path_get(obj, status_path) or 0},
+        }
+        replicas = _path_get(obj, spec_path)
+        if replicas:
+            scale["spec"]["replicas"] = replicas
+        if selector:
+            scale["status"]["selector"] = selector
+        return scale
+
+    def update_scale(self, resource_type, namespace, name, body, options) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise bad_request("the body of a Scale must be a JSON object")
+        replicas = (body.get("spec") or {}).get("replicas", 0)
+        if not isinstance(replicas, int) or isinstance(replicas, bool):
+            raise bad_request(
+                'Scale in version "v1" cannot be handled as a Scale: json: cannot unmarshal '
+                "into Go struct field ScaleSpec.spec.replicas of type int32"
+            )
+        if replicas < 0:
+            raise invalid(
+                "Scale",
+                "autoscaling",
+                name,
+                [
+                    {
+                        "reason": "FieldValueInvalid",
+                        "message": f"Invalid value: {replicas}: must be greater than or equal to 0",
+                        "field": "spec.replicas",
+                    }
+                ],
+            )
+        with self.lock:
+            obj = self.get_object(resource_type, namespace, name)
+            wanted_rv = (body.get("metadata") or {}).get("resourceVersion")
+            if wanted_rv and wanted_rv != obj["metadata"]["resourceVersion"]:
+                raise conflict(resource_type.group, resource_type.plural, name)
+            new = copy.deepcopy(obj)
+            _path_set(new, self._scale_paths(resource_type)[0], replicas)
+            self._commit_update(resource_type, obj, new, options, "")
+            return self.get_scale(resource_type, namespace, name)
+
+    def patch_scale(self, resource_type, namespace, name, raw, content_type, options):
+        accepted = [JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH]
+        if content_type not in accepted:
+            raise unsupported_media_type(content_type, accepted)
+        body = _parse_patch_body(raw, content_type)
+        with self.lock:
+            current = self.get_scale(resource_type, namespace, name)
+            if content_type == JSON_PATCH:
+                if not isinstance(body, list):
+                    raise bad_request("json patch must be a list of operations")
+                patched = patches.json_patch(current, body)
+            elif content_type == MERGE_PATCH:
+                patched = patches.json_merge_patch(current, body)
+            else:
+                patched = patches.strategic_merge_patch(current, body, None)
+            if not isinstance(patched, dict):
+                raise bad_request("patch produced a non-object")
+            return self.update_scale(resource_type, namespace, name, patched, options)
+
+    def bind(self, namespace: str, name: str, body: Any, options: WriteOptions) -> dict:
+        """POST pods/<name>/binding (what the scheduler does): set spec.nodeName and the
+        PodScheduled condition; a pod already on a node is a 409."""
+        pods = self.types[("", "v1", "pods")]
+        target = (body or {}).get("target") if isinstance(body, dict) else None
+        if not isinstance(target, dict) or not target.get("name"):
+            raise invalid(
+                "Binding",
+                "",
+                name,
+                [
+                    {
+                        "reason": "FieldValueRequired",
+                        "message": "Required value",
+                        "field": "target.name",
+                    }
+                ],
+            )
+        with self.lock:
+            pod = self.get_object(pods, namespace, name)
+            if pod["metadata"].get("deletionTimestamp"):
+                raise conflict("", "pods/binding", name)
+            assigned = (pod.get("spec") or {}).get("nodeName")
+            if assigned:
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is '
+                    f'already assigned to node "{assigned}"',
+                    {"name": name, "kind": "pods/binding"},
+                )
+            new = copy.deepcopy(pod)
+            new.setdefault("spec", {})["nodeName"] = target["name"]
+            annotations = ((body.get("metadata") or {}).get("annotations")) or {}
+            if annotations:
+                new["metadata"].setdefault("annotations", {}).update(annotations)
+            status = new.setdefault("status", {})
+            conditions = [
+                c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"
+            ]
+            conditions.append(
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": now(),
+                }
+            )
+            status["conditions"] = conditions
+            if not options.dry_run:
+                self._commit_update(pods, pod, new, options, "")
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "code": 201,
+        }
+
+    def token_request(self, namespace, name, body, options, pki) -> dict[str, Any]:
+        """POST serviceaccounts/<name>/token: a bound token (authentication.k8s.io/v1)."""
+        accounts = self.types[("", "v1", "serviceaccounts")]
+        account = self.get_object(accounts, namespace, name)
+        if pki is None:
+            raise ApiError(
+                503, "ServiceUnavailable", "this server signs no tokens (started with --plain-http)"
+            )
+        body = body if isinstance(body, dict) else {}
+        spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+        seconds = spec.get("expirationSeconds") or 3600
+        if not isinstance(seconds, int) or seconds < 600:
+            raise invalid(
+                "TokenRequest",
+                "authentication.k8s.io",
+                name,
+                [
+                    {
+                        "reason": "FieldValueInvalid",
+                        "message": f"Invalid value: {seconds}: may not specify a duration less "
+                        "than 10 minutes",
+                        "field": "spec.expirationSeconds",
+                    }
+                ],
+            )
+        bound = spec.get("boundObjectRef")
+        token, expiry = pki.bound_token(
+            namespace,
+            name,
+            account["metadata"]["uid"],
+            seconds,
+            spec.get("audiences") or None,
+            bound if isinstance(bound, dict) and bound.get("kind") else None,
+        )
+        stamp = datetime.datetime.fromtimestamp(expiry, datetime.timezone.utc)
+        spec_out = dict(spec, expirationSeconds=seconds)
+        spec_out.setdefault("audiences", ["https://kubernetes.default.svc.cluster.local"])
+        spec_out.setdefault("boundObjectRef", None)
+        return {
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": None},
+            "spec": spec_out,
+            "status": {"token": token, "expirationTimestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ")},
+        }
 
     # ------------------------------------------------------------------ eviction
 
@@ -1068,10 +1345,16 @@ class Cluster:
     # ------------------------------------------------------------------ bootstrap / snapshots
 
     def bootstrap(self) -> None:
+        """What every cluster starts with: its namespaces and the RBAC bootstrap policy
+        (created when missing, as the apiserver's bootstrap controller does)."""
         namespaces = self.types[("", "v1", "namespaces")]
         for name in kinds.INITIAL_NAMESPACES:
             if self.store.get(namespaces.key, ("", name)) is None:
                 self.create(namespaces, None, {"metadata": {"name": name}}, WriteOptions())
+        for plural, obj in rbac.bootstrap_objects():
+            resource_type = self.types[(rbac.RBAC_GROUP, "v1", plural)]
+            if self.store.get(resource_type.key, ("", obj["metadata"]["name"])) is None:
+                self.create(resource_type, None, obj, WriteOptions())
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Load a snapshot: CRDs first so their types exist, then every other object."""
@@ -1139,16 +1422,100 @@ def _ordered(obj: dict[str, Any]) -> dict[str, Any]:
     return head
 
 
+def _path_get(obj: Any, path: str) -> Any:
+    for part in [p for p in path.split(".") if p]:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def _path_set(obj: dict[str, Any], path: str, value: Any) -> None:
+    parts = [p for p in path.split(".") if p]
+    for part in parts[:-1]:
+        obj = obj.setdefault(part, {})
+    obj[parts[-1]] = value
+
+
+def selector_string(selector: dict[str, Any]) -> str:
+    """A metav1.LabelSelector as the string form (Scale status.selector), keys sorted."""
+    requirements = []
+    for key, value in (selector.get("matchLabels") or {}).items():
+        requirements.append((key, f"{key}={value}"))
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression.get("key", ""), expression.get("operator")
+        values = ",".join(sorted(expression.get("values") or []))
+        if operator == "In":
+            requirements.append((key, f"{key} in ({values})"))
+        elif operator == "NotIn":
+            requirements.append((key, f"{key} notin ({values})"))
+        elif operator == "Exists":
+            requirements.append((key, key))
+        elif operator == "DoesNotExist":
+            requirements.append((key, f"!{key}"))
+    return ",".join(text for _unused, text in sorted(requirements))
+
+
 def _parse_patch_body(raw: bytes, content_type: str) -> Any:
+    if content_type != APPLY_PATCH:
+        return decode_json(raw or b"null", "error decoding patch")
     try:
-        return json.loads(raw or b"null")
-    except ValueError:
-        if content_type != APPLY_PATCH:
-            raise bad_request("error decoding patch: invalid JSON") from None
+        return decode_json(raw or b"null", "error decoding patch")
+    except ApiError:
+        pass
     try:
         return yaml.safe_load(raw)
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, RecursionError) as error:
         raise bad_request(f"error decoding YAML: {error}") from error
+
+
+def _scale_paths(scale: Any) -> tuple[str, str, str] | None:
+    if not isinstance(scale, dict):
+        return None
+    return (
+        scale.get("specReplicasPath") or ".spec.replicas",
+        scale.get("statusReplicasPath") or ".status.replicas",
+        scale.get("labelSelectorPath") or "",
+    )
+
+
+def _data_size(obj: dict[str, Any], kind: str) -> int:
+    total = 0
+    for key in ("data", "binaryData") if kind == "ConfigMap" else ("data",):
+        for value in (obj.get(key) or {}).values():
+            if not isinstance(value, str):
+                continue
+            if kind == "Secret" or key == "binaryData":
+                total += len(value) * 3 // 4 - value[-2:].count("=")
+            else:
+                total += len(value.encode())
+    return total
+
+
+def _kind_rules(kind: str, obj: dict[str, Any]) -> list[dict[str, str]]:
+    """Validation rules of built-in kinds beyond their schema (pkg/apis/*/validation)."""
+    causes = []
+    if kind in ("ConfigMap", "Secret") and _data_size(obj, kind) > MAX_DATA_BYTES:
+        causes.append(
+            {
+                "reason": "FieldValueTooLong",
+                "message": f"Too long: may not be more than {MAX_DATA_BYTES} bytes",
+                "field": "[]" if kind == "ConfigMap" else "data",
+            }
+        )
+    if kind == "Job":
+        template = (obj.get("spec") or {}).get("template") or {}
+        policy = (template.get("spec") or {}).get("restartPolicy")
+        if policy not in ("OnFailure", "Never"):
+            causes.append(
+                {
+                    "reason": "FieldValueNotSupported",
+                    "message": f'Unsupported value: "{policy or ""}": supported values: '
+                    '"OnFailure", "Never"',
+                    "field": "spec.template.spec.restartPolicy",
+                }
+            )
+    return causes
 
 
 def _encode_continue(last_key: tuple[str, str], rv: int) -> str:

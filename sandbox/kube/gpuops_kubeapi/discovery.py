@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from .api import Cluster
-from .kinds import STANDARD_VERBS, group_priority
+from .kinds import SCALE, group_priority
 
 SERVER_VERSION = {
     "major": "1",
@@ -79,7 +79,7 @@ def api_resource_list(cluster: Cluster, group: str, version: str) -> dict[str, A
             "singularName": resource_type.singular,
             "namespaced": resource_type.namespaced,
             "kind": resource_type.kind,
-            "verbs": list(STANDARD_VERBS),
+            "verbs": list(resource_type.verbs),
         }
         if resource_type.short_names:
             entry["shortNames"] = list(resource_type.short_names)
@@ -96,7 +96,10 @@ def api_resource_list(cluster: Cluster, group: str, version: str) -> dict[str, A
                     "verbs": ["get", "patch", "update"],
                 }
             )
-        for sub_name, sub_group, sub_version, sub_kind, verbs in resource_type.extra_subresources:
+        subresources = resource_type.extra_subresources
+        if resource_type.scale_paths is not None:
+            subresources += (SCALE,)
+        for sub_name, sub_group, sub_version, sub_kind, verbs in subresources:
             sub_entry: dict[str, Any] = {
                 "name": f"{resource_type.plural}/{sub_name}",
                 "singularName": "",

@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STANDARD_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+CREATE_ONLY = ("create",)
 BASE_FIELD_LABELS = ("metadata.name", "metadata.namespace")
+# Subresources: name -> (group, version, kind, verbs) as discovery lists them.
+SCALE = ("scale", "autoscaling", "v1", "Scale", ("get", "patch", "update"))
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,14 @@ class ResourceType:
     selectable_fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
     openapi_schema: dict[str, Any] | None = None  # CRD openAPIV3Schema of this version
     served_by_crd: str | None = None  # name of the CRD serving it
+    # Verbs discovery lists; create-only kinds (access reviews) are answered, never stored.
+    verbs: tuple[str, ...] = tuple(STANDARD_VERBS)
+    # CRD scale subresource: (specReplicasPath, statusReplicasPath, labelSelectorPath).
+    scale_paths: tuple[str, str, str] | None = None
+
+    @property
+    def virtual(self) -> bool:
+        return self.verbs == CREATE_ONLY
 
     @property
     def group_version(self) -> str:
@@ -99,7 +110,10 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         tracks_generation=True,
         delete_returns_object=True,
         field_labels=POD_FIELD_LABELS,
-        extra_subresources=(("eviction", "policy", "v1", "Eviction", ("create",)),),
+        extra_subresources=(
+            ("binding", "", "v1", "Binding", ("create",)),
+            ("eviction", "policy", "v1", "Eviction", ("create",)),
+        ),
     ),
     ResourceType("", "v1", "ConfigMap", "configmaps", "configmap", True, ("cm",)),
     ResourceType(
@@ -111,7 +125,41 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         True,
         field_labels=BASE_FIELD_LABELS + ("type",),
     ),
-    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ("sa",)),
+    ResourceType(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        "serviceaccount",
+        True,
+        ("sa",),
+        extra_subresources=(("token", "authentication.k8s.io", "v1", "TokenRequest", ("create",)),),
+    ),
+    ResourceType(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        True,
+        ("pvc",),
+        status_subresource=True,
+        status_on_create={"phase": "Pending"},
+        delete_returns_object=True,
+    ),
+    ResourceType(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        "persistentvolume",
+        False,
+        ("pv",),
+        status_subresource=True,
+        status_on_create={"phase": "Pending"},
+        delete_returns_object=True,
+    ),
+    ResourceType("", "v1", "Endpoints", "endpoints", "endpoints", True, ("ep",)),
     ResourceType(
         "",
         "v1",
@@ -167,6 +215,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         status_subresource=True,
         status_on_create={},
         tracks_generation=True,
+        extra_subresources=(SCALE,),
     ),
     ResourceType(
         "apps",
@@ -198,6 +247,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         status_subresource=True,
         status_on_create={"replicas": 0},
         tracks_generation=True,
+        extra_subresources=(SCALE,),
     ),
     ResourceType(
         "apps",
@@ -211,6 +261,98 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         status_subresource=True,
         status_on_create={"replicas": 0},
         tracks_generation=True,
+        extra_subresources=(SCALE,),
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "ControllerRevision",
+        "controllerrevisions",
+        "controllerrevision",
+        True,
+    ),
+    ResourceType(
+        "batch",
+        "v1",
+        "Job",
+        "jobs",
+        "job",
+        True,
+        categories=("all",),
+        status_subresource=True,
+        status_on_create={},
+        tracks_generation=True,
+        field_labels=BASE_FIELD_LABELS + ("status.successful",),
+    ),
+    ResourceType(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        "cronjob",
+        True,
+        ("cj",),
+        ("all",),
+        status_subresource=True,
+        status_on_create={},
+        tracks_generation=True,
+    ),
+    ResourceType(
+        "storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", False, ("sc",)
+    ),
+    ResourceType(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        False,
+        verbs=CREATE_ONLY,
+    ),
+    ResourceType(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        "selfsubjectrulesreview",
+        False,
+        verbs=CREATE_ONLY,
+    ),
+    ResourceType(
+        "authorization.k8s.io",
+        "v1",
+        "SubjectAccessReview",
+        "subjectaccessreviews",
+        "subjectaccessreview",
+        False,
+        verbs=CREATE_ONLY,
+    ),
+    ResourceType(
+        "authorization.k8s.io",
+        "v1",
+        "LocalSubjectAccessReview",
+        "localsubjectaccessreviews",
+        "localsubjectaccessreview",
+        True,
+        verbs=CREATE_ONLY,
+    ),
+    ResourceType(
+        "authentication.k8s.io",
+        "v1",
+        "TokenReview",
+        "tokenreviews",
+        "tokenreview",
+        False,
+        verbs=CREATE_ONLY,
+    ),
+    ResourceType(
+        "authentication.k8s.io",
+        "v1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        "selfsubjectreview",
+        False,
+        verbs=CREATE_ONLY,
     ),
     ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", True),
     ResourceType(

@@ -13,15 +13,38 @@ from .errors import ApiError, bad_request
 
 
 def json_merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 as the apiserver applies it (evanphx/json-patch MergePatch): a value that lands
+    where there was nothing (or no object) to merge into has its nulls pruned all the way down,
+    inside lists too, so `requests: {memory: null}` in a replaced container list is dropped,
+    not stored."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
+        if isinstance(target, dict):
+            return copy.deepcopy(patch)
+        return prune_nulls(copy.deepcopy(patch))
+    if not isinstance(target, dict):
+        return prune_nulls(copy.deepcopy(patch))
+    result = dict(target)
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
+        elif result.get(key) is None:
+            result[key] = prune_nulls(copy.deepcopy(value))
         else:
-            result[key] = json_merge_patch(result.get(key), value)
+            result[key] = json_merge_patch(result[key], value)
     return result
+
+
+def prune_nulls(value: Any) -> Any:
+    """Drop null members of objects, recursively (list elements stay, their insides pruned)."""
+    if isinstance(value, dict):
+        for key in [k for k, v in value.items() if v is None]:
+            del value[key]
+        for item in value.values():
+            prune_nulls(item)
+    elif isinstance(value, list):
+        for item in value:
+            prune_nulls(item)
+    return value
 
 
 # ---------------------------------------------------------------------------- JSON patch

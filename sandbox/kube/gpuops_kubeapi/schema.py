@@ -412,3 +412,67 @@ def _type_cause(field: str, value: Any, expected: str) -> dict[str, str]:
         f'{expected}: "{actual}"',
         "field": field,
     }
+
+
+# ------------------------------------------------------------------ built-in serialization
+
+
+def _is_map(node: Schema | None) -> bool:
+    """A Go map (additionalProperties, no properties): omitempty drops it when empty."""
+    node = resolve(node) or {}
+    return isinstance(node.get("additionalProperties"), dict) and not node.get("properties")
+
+
+def _is_array(node: Schema | None) -> bool:
+    node = resolve(node) or {}
+    kinds = node.get("type")
+    return kinds == "array" or (isinstance(kinds, list) and "array" in kinds) or "items" in node
+
+
+def normalize_builtin(obj: Any, node: Schema | None, path: tuple[Any, ...] = ()) -> list[str]:
+    """What decoding into the Go type and encoding it again does to a built-in object, in
+    place: fields the type does not have are dropped (returned, for `unknown field` warnings
+    or a Strict 400), JSON nulls are dropped, and optional empty lists and maps disappear
+    (`omitempty`): removing a Node's last taint leaves no `spec.taints: []`."""
+    node = resolve(node)
+    if node is None:
+        return []
+    dropped: list[str] = []
+    if isinstance(obj, dict):
+        properties = node.get("properties")
+        additional = node.get("additionalProperties")
+        required = set(node.get("required") or ())
+        for key in list(obj):
+            value = obj[key]
+            if properties is not None and key in properties:
+                sub = properties[key]
+            elif isinstance(additional, dict):
+                sub = additional
+            elif properties is not None and not node.get("x-kubernetes-preserve-unknown-fields"):
+                if path or key not in ("apiVersion", "kind"):
+                    dropped.append(render_path(path + (key,)))
+                    del obj[key]
+                continue
+            else:
+                continue  # free-form (RawExtension, JSON): kept as sent
+            if value is None:
+                del obj[key]
+                continue
+            if isinstance(value, (dict, list)):
+                dropped += normalize_builtin(value, sub, path + (key,))
+                if (
+                    not value
+                    and key not in required
+                    and (
+                        (isinstance(value, list) and _is_array(sub))
+                        or (isinstance(value, dict) and _is_map(sub))
+                    )
+                ):
+                    del obj[key]
+    elif isinstance(obj, list):
+        item_node = node.get("items")
+        if isinstance(item_node, dict):
+            for index, item in enumerate(obj):
+                if isinstance(item, (dict, list)):
+                    dropped += normalize_builtin(item, item_node, path + (index,))
+    return dropped

@@ -11,19 +11,50 @@ import os
 import threading
 from typing import Any, Iterator
 
+from .errors import bad_request
+
 TypeKey = tuple[str, str]  # (group, plural)
 ObjectKey = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped
 EVENT_LOG_SIZE = 20000
+MAX_JSON_DEPTH = 300  # deeper bodies are refused (400), before any recursive processing
 
 
 def encode(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def json_depth(value: Any) -> int:
+    """Nesting depth of decoded JSON, without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in node.values())
+        elif isinstance(node, list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in node)
+    return deepest
+
+
+def decode_json(data: bytes, context: str) -> Any:
+    """json.loads with the apiserver's answers for bad input: 400, never a RecursionError."""
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise bad_request(f"{context}: exceeded max depth") from None
+    except ValueError as error:
+        raise bad_request(f"{context}: {error}") from error
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise bad_request(f"{context}: exceeded max depth")
+    return value
+
+
 class Record:
     """One stored object: its JSON plus what selectors need, pre-extracted."""
 
-    __slots__ = ("fields", "key", "labels", "owners", "raw", "rv")
+    __slots__ = ("controller", "fields", "key", "labels", "owners", "raw", "rv")
 
     def __init__(
         self,
@@ -33,6 +64,7 @@ class Record:
         rv: int,
         key: ObjectKey,
         owners: tuple[str, ...] = (),
+        controller: tuple[str, str, str] | None = None,
     ):
         self.raw = raw
         self.labels = labels
@@ -40,6 +72,8 @@ class Record:
         self.rv = rv
         self.key = key
         self.owners = owners  # uids in metadata.ownerReferences, for garbage collection
+        # (kind, name, uid) of the ownerReference with controller: true, for controllers.
+        self.controller = controller
 
     def decode(self) -> dict[str, Any]:
         return json.loads(self.raw)
@@ -82,6 +116,8 @@ class Store:
         self._dependents: dict[str, set[tuple[TypeKey, ObjectKey]]] = collections.defaultdict(set)
         self.events: collections.deque[Event] = collections.deque(maxlen=EVENT_LOG_SIZE)
         self.closed = False
+        # resourceVersion of the last bulk load (no events): controllers resync past it.
+        self.resynced_at = 0
 
     def next_rv(self) -> int:
         with self.lock:
@@ -159,6 +195,7 @@ class Store:
             ordered = sorted(objects.items())
             self._keys[type_key] = [key for key, _unused in ordered]
             self._records[type_key] = [record for _unused, record in ordered]
+            self.resynced_at = self.resource_version
 
     def scan(
         self, type_key: TypeKey, namespace: str | None, start_after: ObjectKey | None

@@ -3,15 +3,21 @@ started as a subprocess on a free 127.0.0.1 port and stopped by its PID."""
 
 from __future__ import annotations
 
+import base64
+import http.client
+import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 KUBE_PACKAGE_DIR = REPO_ROOT / "sandbox" / "kube"
@@ -37,6 +43,42 @@ class RunningServer:
         self.url = url
         self.kubeconfig = kubeconfig
         self.state_dir = state_dir
+
+    def _config(self) -> dict:
+        return yaml.safe_load(self.kubeconfig.read_text())
+
+    @property
+    def token(self) -> str:
+        """The admin bearer token the kubeconfig carries."""
+        return self._config()["users"][0]["user"]["token"]
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client TLS context trusting the server's CA (from the kubeconfig)."""
+        cluster = self._config()["clusters"][0]["cluster"]
+        ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
+        return ssl.create_default_context(cadata=ca)
+
+    def connection(self, timeout: float = 10) -> http.client.HTTPConnection:
+        parts = urlsplit(self.url)
+        if parts.scheme == "https":
+            return http.client.HTTPSConnection(
+                parts.hostname, parts.port, timeout=timeout, context=self.ssl_context()
+            )
+        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers=None, token=True):
+        """One raw request as the admin (or anonymous with token=False): (status, headers,
+        body bytes)."""
+        connection = self.connection()
+        headers = dict(headers or {})
+        if token:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
 
 
 def start_server(state_dir: Path, crds: Path | None = None, *extra_args: str) -> RunningServer:
@@ -116,6 +158,115 @@ def namespace(core):
     from kubernetes import client
 
     name = f"t-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    try:
+        core.delete_namespace(name)
+    except Exception:  # the test may have deleted it itself
+        pass
+
+
+# ------------------------------------------------------------------ a cluster with controllers
+
+PLAYBOOKS = REPO_ROOT / "tests" / "unit" / "kube_api" / "playbooks"
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+
+
+def run_playbook(server, playbook, **extra_vars):
+    """ansible-playbook on localhost with K8S_AUTH_KUBECONFIG pointing at `server`."""
+    env = dict(
+        os.environ,
+        K8S_AUTH_KUBECONFIG=str(server.kubeconfig),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+    )
+    env.pop("KUBECONFIG", None)
+    command = [
+        str(ANSIBLE_PLAYBOOK),
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        str(PLAYBOOKS / playbook),
+        "-e",
+        json.dumps(extra_vars),
+    ]
+    result = subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "failed=0" in result.stdout
+    return result
+
+
+def ready_node(name, labels=None, taints=None, cpu="8", memory="32Gi", pods="110", extra=None):
+    """A Node as a kubelet registers it: Ready, with capacity and allocatable."""
+    allocatable = {"cpu": cpu, "memory": memory, "pods": pods, **(extra or {})}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                **(labels or {}),
+            },
+        },
+        "spec": {"taints": taints} if taints else {},
+        "status": {
+            "capacity": dict(allocatable),
+            "allocatable": allocatable,
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+        },
+    }
+
+
+def api_client_for(server, context=None):
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    config.load_kube_config(
+        config_file=str(server.kubeconfig), context=context, client_configuration=configuration
+    )
+    return client.ApiClient(configuration)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    """A server with every simulated controller (workloads, scheduler, kubelets...) and two
+    general-purpose nodes; failed containers back off 0.5 s (upstream: 10 s)."""
+    server = start_server(
+        tmp_path_factory.mktemp("cluster"),
+        None,
+        "--controllers",
+        "all",
+        "--pod-failure-backoff",
+        "0.5",
+    )
+    from kubernetes import client
+
+    with api_client_for(server) as api:
+        core = client.CoreV1Api(api)
+        for name in ("pool-a", "pool-b"):
+            core.create_node(ready_node(name, labels={"pool": "general"}))
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def cluster_api(cluster):
+    with api_client_for(cluster) as api:
+        yield api
+
+
+@pytest.fixture
+def cluster_namespace(cluster_api):
+    """A fresh namespace of the controller cluster, deleted afterwards."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(cluster_api)
+    name = f"w-{uuid.uuid4().hex[:8]}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     try:

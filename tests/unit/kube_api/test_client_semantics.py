@@ -3,7 +3,6 @@ cascade through the real kubernetes client (typed and dynamic)."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
 
@@ -291,18 +290,14 @@ def test_filtered_watch_sees_objects_enter_and_leave(core, namespace):
 
 def test_protobuf_bodies_are_refused_with_415(kube_server, namespace):
     # kubectl sends protobuf for built-ins; the stand-in speaks JSON only and says so.
-    host, port = kube_server.url.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port))
-    connection.request(
+    status, _headers, raw = kube_server.request(
         "POST",
         f"/api/v1/namespaces/{namespace}/configmaps",
         body=b"k8s\x00",
         headers={"Content-Type": "application/vnd.kubernetes.protobuf"},
     )
-    response = connection.getresponse()
-    body = json.loads(response.read())
-    connection.close()
-    assert response.status == 415 and body["reason"] == "UnsupportedMediaType"
+    body = json.loads(raw)
+    assert status == 415 and body["reason"] == "UnsupportedMediaType"
 
 
 def test_owner_deletion_collects_or_orphans_dependents(core, namespace):

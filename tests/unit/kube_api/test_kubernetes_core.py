@@ -6,9 +6,6 @@ Each playbook asserts its own results; the tests also check the server's state a
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -17,40 +14,11 @@ from kubernetes.client.rest import ApiException
 
 from conftest import (
     CRDS,
-    REPO_ROOT,
+    run_playbook,
     start_server,
     stop_server,
     wait_for,
 )
-
-PLAYBOOKS = REPO_ROOT / "tests" / "unit" / "kube_api" / "playbooks"
-ANSIBLE_PLAYBOOK = REPO_ROOT / ".venv" / "bin" / "ansible-playbook"
-
-
-def run_playbook(kube_server, playbook, **extra_vars):
-    env = dict(
-        os.environ,
-        K8S_AUTH_KUBECONFIG=str(kube_server.kubeconfig),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-    )
-    env.pop("KUBECONFIG", None)
-    command = [
-        str(ANSIBLE_PLAYBOOK),
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        str(PLAYBOOKS / playbook),
-        "-e",
-        json.dumps(extra_vars),
-    ]
-    result = subprocess.run(
-        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=180, check=False
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "failed=0" in result.stdout
-    return result
 
 
 def test_apply_reapply_and_check_mode(kube_server, core, namespace):
@@ -219,12 +187,26 @@ def test_simulated_workloads_satisfy_wait(tmp_path):
         with client.ApiClient(configuration) as api:
             core = client.CoreV1Api(api)
             for name, labels in (("gpu-a", {"nvidia.com/gpu.present": "true"}), ("cpu-a", {})):
+                # Registered as a kubelet does: Ready, with allocatable room for pods.
                 core.create_node(
-                    client.V1Node(metadata=client.V1ObjectMeta(name=name, labels=labels))
+                    {
+                        "metadata": {"name": name, "labels": labels},
+                        "status": {
+                            "allocatable": {"cpu": "8", "memory": "16Gi", "pods": "110"},
+                            "conditions": [{"type": "Ready", "status": "True"}],
+                        },
+                    }
                 )
             run_playbook(server, "workloads_wait.yml", ns="default")
             deployment = client.AppsV1Api(api).read_namespaced_deployment("dep", "default")
             assert deployment.spec.strategy.type == "RollingUpdate"  # apiserver defaults
             assert deployment.status.observed_generation == deployment.metadata.generation
+            # Ready replicas are pods that exist: two of the Deployment, one of the
+            # StatefulSet, one of the DaemonSet (on the GPU node only), all running.
+            pods = core.list_namespaced_pod("default").items
+            owners = sorted(p.metadata.owner_references[0].kind for p in pods)
+            assert owners == ["DaemonSet", "ReplicaSet", "ReplicaSet", "StatefulSet"]
+            assert {p.spec.node_name for p in pods} == {"gpu-a"}
+            assert all(p.status.phase == "Running" for p in pods)
     finally:
         stop_server(server)

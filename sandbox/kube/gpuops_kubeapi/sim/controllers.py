@@ -7,6 +7,19 @@ from typing import Any
 from ..api import Cluster
 from .runner import CONTROLLER_NAMES, Controller, Runner
 
+# What --simulate-workloads switches on: workloads roll out with real (simulated) pods.
+WORKLOAD_CONTROLLERS = (
+    "serviceaccount",
+    "deployment",
+    "replicaset",
+    "daemonset",
+    "statefulset",
+    "job",
+    "disruption",
+    "scheduler",
+    "kubelet",
+)
+
 
 def parse_controllers(value: str | None) -> list[str]:
     """'all' | 'none' | '' | 'a,b' -> names in CONTROLLER_NAMES order; ValueError otherwise."""
@@ -24,17 +37,35 @@ def parse_controllers(value: str | None) -> list[str]:
 
 
 def controller_classes() -> dict[str, type[Controller]]:
+    from .daemonset import DaemonSetController
     from .device_plugin import DevicePlugin
+    from .disruption import Disruption
     from .gpu_operator import GpuOperator
+    from .job import JobController
+    from .kubelet import Kubelet
     from .mig_manager import MigManager
+    from .nodes import NodeLifecycle, TaintEviction
     from .olm import Olm
     from .scheduler import Scheduler
+    from .serviceaccounts import ServiceAccounts
+    from .statefulset import StatefulSetController
+    from .workloads import DeploymentController, ReplicaSetController
 
     return {
+        "serviceaccount": ServiceAccounts,
+        "node-lifecycle": NodeLifecycle,
+        "deployment": DeploymentController,
+        "replicaset": ReplicaSetController,
+        "daemonset": DaemonSetController,
+        "statefulset": StatefulSetController,
+        "job": JobController,
+        "disruption": Disruption,
+        "scheduler": Scheduler,
+        "kubelet": Kubelet,
+        "taint-eviction": TaintEviction,
         "gpu-operator": GpuOperator,
         "mig-manager": MigManager,
         "device-plugin": DevicePlugin,
-        "scheduler": Scheduler,
         "olm": Olm,
     }
 
