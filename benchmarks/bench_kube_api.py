@@ -20,6 +20,8 @@ import argparse
 import http.client
 import json
 import os
+import signal
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -237,54 +239,45 @@ def measure(port: int, limit: int, pods: int) -> dict[str, float]:
     return figures
 
 
-def serve_and_measure(cluster: Cluster, controllers: bool, limit: int, pods: int) -> dict:
-    """Fork a server over `cluster` (with every simulated controller when asked), wait for the
-    controllers to settle, measure, return the figures (through a pipe)."""
+def start_child(cluster: Cluster, controllers: bool) -> tuple[int, int, dict]:
+    """Fork a server over `cluster` (with every simulated controller when asked); returns
+    (pid, port, settle figures) once it serves and its controllers' first pass settled. It
+    runs until SIGTERM."""
     reader, writer = os.pipe()
     child = os.fork()
     if child == 0:  # the server runs alone in its own process, as in the sandbox
         os.close(reader)
-        result: dict = {}
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
         try:
             server = KubeApiServer(("127.0.0.1", 0), cluster)
-            import threading
-
-            threading.Thread(target=server.serve_forever, daemon=True).start()
+            info: dict = {"port": server.server_address[1]}
             if controllers:
                 from gpuops_kubeapi.sim.controllers import build_runner, parse_controllers
 
                 runner = build_runner(cluster, parse_controllers("all"), {"shared_crds": []})
                 started = time.perf_counter()
+                written = cluster.store.resource_version
                 runner.start()
                 settled = wait_settled(cluster, runner)
-                result["settle"] = {
+                info["settle"] = {
                     "seconds": settled - started,
                     "passes": runner.passes,
-                    "writes": cluster.store.resource_version - result_rv(cluster),
+                    "writes": cluster.store.resource_version - written,
                 }
-            result["rss"] = rss_mib()
-            result["figures"] = measure(server.server_address[1], limit, pods)
-            if controllers:
-                result["passes_during"] = runner.passes - result["settle"]["passes"]
         except Exception as error:  # reported by the parent
-            result = {"error": repr(error)}
+            info = {"error": repr(error)}
         with os.fdopen(writer, "w") as handle:
-            json.dump(result, handle)
+            json.dump(info, handle)
+        if "error" not in info:
+            server.serve_forever()
         os._exit(0)
     os.close(writer)
     with os.fdopen(reader) as handle:
-        result = json.load(handle)
-    os.waitpid(child, 0)
-    if "error" in result:
-        raise RuntimeError(result["error"])
-    return result
-
-
-_LOADED_RV = {}
-
-
-def result_rv(cluster: Cluster) -> int:
-    return _LOADED_RV.get(id(cluster), 0)
+        info = json.load(handle)
+    if "error" in info:
+        os.waitpid(child, 0)
+        raise RuntimeError(info["error"])
+    return child, info["port"], info.get("settle") or {}
 
 
 def wait_settled(cluster: Cluster, runner, quiet: float = 2.0, limit: float = 600.0) -> float:
@@ -301,11 +294,18 @@ def wait_settled(cluster: Cluster, runner, quiet: float = 2.0, limit: float = 60
     raise RuntimeError("controllers did not settle")
 
 
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--nodes", type=int, default=5000)
     parser.add_argument("--pods", type=int, default=100000)
     parser.add_argument("--limit", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3, help="measurement rounds per server")
     args = parser.parse_args()
 
     baseline = rss_mib()
@@ -332,25 +332,52 @@ def main() -> int:
     cluster.load_objects(cluster.types[("batch", "v1", "jobs")], [make_job(j) for j in range(jobs)])
     cluster.load_objects(cluster.types[("", "v1", "pods")], [make_pod(i, nodes) for i in range(args.pods)])
     del nodes
-    _LOADED_RV[id(cluster)] = cluster.store.resource_version
     load_seconds = time.perf_counter() - started
     loaded = rss_mib()
     print(f"loaded {args.nodes} nodes + {jobs} jobs + {args.pods} pods in {load_seconds:.1f} s")
     print(f"server RSS: {loaded:.0f} MiB (baseline {baseline:.0f} MiB, store {loaded - baseline:.0f} MiB)")
 
-    off = serve_and_measure(cluster, False, args.limit, args.pods)
-    on = serve_and_measure(cluster, True, args.limit, args.pods)
-    settle = on["settle"]
-    print(
-        f"controllers on: every simulated controller's first pass over the cluster settled in "
-        f"{settle['seconds']:.1f} s ({settle['passes']} passes, {settle['writes']} writes: Job "
-        f"statuses, default ServiceAccounts); {on['passes_during']} passes while measuring"
-    )
-    print(f"server RSS after measuring: off {off['rss']:.0f} MiB, on {on['rss']:.0f} MiB")
-    width = max(len(name) for name in off["figures"])
+    # Both servers run side by side; they are measured in turns (off, on, off, on, ...) and
+    # the median of the rounds is reported, so load from elsewhere hits both alike.
+    off_pid, off_port, _unused = start_child(cluster, False)
+    try:
+        on_pid, on_port, settle = start_child(cluster, True)
+    except BaseException:
+        os.kill(off_pid, signal.SIGTERM)
+        os.waitpid(off_pid, 0)
+        raise
+    try:
+        print(
+            f"controllers on: every simulated controller's first pass over the cluster settled in "
+            f"{settle['seconds']:.1f} s ({settle['passes']} passes, {settle['writes']} writes: "
+            f"the default ServiceAccounts)"
+        )
+        rounds: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
+        cpu = {"off": 0.0, "on": 0.0}
+        idle_before = {name: cpu_seconds(pid) for name, pid in (("off", off_pid), ("on", on_pid))}
+        for _unused in range(args.rounds):
+            for name, pid, port in (("off", off_pid, off_port), ("on", on_pid, on_port)):
+                before = cpu_seconds(pid)
+                rounds[name].append(measure(port, args.limit, args.pods))
+                cpu[name] += cpu_seconds(pid) - before
+        idle = {
+            name: cpu_seconds(pid) - idle_before[name] - cpu[name] for name, pid in (("off", off_pid), ("on", on_pid))
+        }
+        print(
+            f"server RSS: off {rss_mib(off_pid):.0f} MiB, on {rss_mib(on_pid):.0f} MiB; server CPU while "
+            f"measuring itself: off {cpu['off']:.1f} s, on {cpu['on']:.1f} s; while the other was measured "
+            f"(idle cost of the controllers): off {idle['off']:.1f} s, on {idle['on']:.1f} s"
+        )
+    finally:
+        for pid in (off_pid, on_pid):
+            os.kill(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
+    width = max(len(name) for name in rounds["off"][0])
+    print(f"median of {args.rounds} rounds each")
     print(f"{'':{width}}  {'off':>12}  {'on':>12}  on/off")
-    for name, value in off["figures"].items():
-        other = on["figures"][name]
+    for name in rounds["off"][0]:
+        value = statistics.median(r[name] for r in rounds["off"])
+        other = statistics.median(r[name] for r in rounds["on"])
         print(f"{name:{width}}  {value:12,.2f}  {other:12,.2f}  {other / value:6.2f}")
     controller_resync(cluster, args.nodes, args.pods)
     return 0

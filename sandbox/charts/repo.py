@@ -45,7 +45,7 @@ def package(helm: str, chart: str, version: str, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--dir", required=True, help="where the packages and index.yaml go")
     parser.add_argument(
         "--chart",

@@ -220,8 +220,10 @@ def test_openshift_olm_path(sandbox, kube_factory):
 
 
 def test_helm_path_renders_values_then_needs_helm(sandbox, kube):
-    """kubernetes.core.helm_repository runs `helm` even in check mode; there is no helm binary
-    here, so the run stops there, after showing the release and values it would install."""
+    """Check mode against the real chart repository (unreachable here, never added): the run
+    shows the release and values it would install, then stops at the helm tasks (no helm
+    binary on PATH, or helm not knowing the repository). The helm mode itself runs for real
+    in test_gpu_operator_helm.py."""
     run = _run(
         sandbox,
         kube,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from .auth import AUTHENTICATED, UNAUTHENTICATED, Identity
 from .errors import ApiError
@@ -39,7 +39,7 @@ class Attributes:
 
 def request_attributes(identity: Identity, method: str, path: str, query: str) -> Attributes:
     verb = VERBS.get(method, method.lower())
-    parts = [p for p in path.split("/") if p]
+    parts = [unquote(p) for p in path.split("/") if p]
     if parts[:1] == ["api"] and len(parts) >= 3:
         group, version, rest = "", parts[1], parts[2:]
     elif parts[:1] == ["apis"] and len(parts) >= 4:

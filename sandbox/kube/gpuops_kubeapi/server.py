@@ -551,7 +551,10 @@ class RequestHandler(BaseHTTPRequestHandler):
             return
         if stripped.startswith("/openapi/"):
             return self._openapi(method, stripped)
-        if method != "GET" and parse_path(path) is None:
+        discovery_path = stripped in ("/version", "/api", "/apis") or (
+            stripped.startswith("/apis/") and stripped.count("/") == 2
+        )
+        if method != "GET" and discovery_path:
             raise method_not_allowed()  # discovery documents are read-only
         if stripped == "/version":
             return self._send(200, discovery.SERVER_VERSION)

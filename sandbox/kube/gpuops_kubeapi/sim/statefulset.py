@@ -68,7 +68,7 @@ class StatefulSetController(WorkController):
         replicas = _replicas(sts)
         wanted = range(start, start + replicas)
         parallel = spec.get("podManagementPolicy") == "Parallel"
-        by_ordinal = {o: p for o, p in pods.items()}
+        by_ordinal = dict(pods)
         # Replace failed pods first (they are deleted, then recreated on the next pass).
         for ordinal, pod in list(by_ordinal.items()):
             if (pod.get("status") or {}).get("phase") == "Failed" and not podutil.is_terminating(
