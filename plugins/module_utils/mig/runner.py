@@ -102,7 +102,9 @@ def converge(params, check_mode=False, nvml=None, reset_gpu=None, config=None, s
         lib = session.__enter__()
     except InitError as exc:
         raise MigRunError(
-            "NVML: %s" % exc.reason, missing_library=exc.missing_library, import_traceback=exc.import_traceback
+            "NVML: %s; nothing changed" % exc.reason,
+            missing_library=exc.missing_library,
+            import_traceback=exc.import_traceback,
         ) from None
     try:
         return _converge(_Run(session, lib, params, reset_gpu, sleep, trace), check_mode, config)
@@ -124,6 +126,9 @@ def _converge(run, check_mode, config):
         chosen, explicit = select_gpus(identities, params.get("gpus"), params.get("device_filter"))
     except MigParamError as exc:
         raise MigRunError("%s; nothing changed" % exc) from None
+    unreadable = [g for g in chosen if g.get("unreadable")]
+    if unreadable:
+        raise MigRunError("%s; nothing changed" % "; ".join(g["error"] for g in unreadable)) from None
     selected = []
     for identity in chosen:
         if identity.get("lost"):

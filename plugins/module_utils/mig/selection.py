@@ -171,12 +171,14 @@ def select_gpus(gpus, selectors, device_filter):
         else:
             match = [g for g in gpus if g.get("uuid") and g["uuid"].lower() == value.lower()]
         if not match:
+            unreadable = [g["error"] for g in gpus if g.get("unreadable")]
             raise MigParamError(
-                "gpus: %s matches no GPU on this host; allowed: all, an index (%s) or a GPU UUID (%s)"
+                "gpus: %s matches no GPU on this host; allowed: all, an index (%s) or a GPU UUID (%s)%s"
                 % (
                     value,
                     ", ".join(str(g["index"]) for g in gpus) or "none",
                     ", ".join(g["uuid"] for g in gpus if g.get("uuid")) or "none",
+                    "; UUIDs not readable: %s" % "; ".join(unreadable) if unreadable else "",
                 )
             )
         explicit.update(g["index"] for g in match)
@@ -189,8 +191,8 @@ def select_gpus(gpus, selectors, device_filter):
             result.append(gpu)
     if device_filter:
         filters = [parse_pci_device_id(str(item).split(":", 1)[0].strip()) for item in device_filter]
-        # A lost GPU's device id is unknown: it stays selected, so the caller hears about it.
-        result = [g for g in result if g.get("lost") or g.get("pci_device_id") in filters]
+        # A lost or unreadable GPU's device id is unknown: it stays selected, so the caller hears about it.
+        result = [g for g in result if g.get("lost") or g.get("unreadable") or g.get("pci_device_id") in filters]
         if not result:
             raise MigParamError(
                 "device_filter: %s matches none of the selected GPUs; they are %s"

@@ -16,7 +16,7 @@ __metaclass__ = type
 from ansible_collections.gpuops.cluster.plugins.module_utils.mig.catalog import find_model, model_from_nvml
 from ansible_collections.gpuops.cluster.plugins.module_utils.nvml import mig_state
 from ansible_collections.gpuops.cluster.plugins.module_utils.nvml.bindings import text
-from ansible_collections.gpuops.cluster.plugins.module_utils.nvml.device import Caller, GpuLost, ok
+from ansible_collections.gpuops.cluster.plugins.module_utils.nvml.device import Caller, GpuLost, NvmlCallError, ok
 from ansible_collections.gpuops.cluster.plugins.module_utils.pci import normalize_bus_id
 
 MAX_GPUS = 1024
@@ -51,13 +51,16 @@ def read_identity(nvml, index, trace=None):
 
 
 def read_identities(nvml, count, trace=None):
-    """Identity of every GPU; a lost GPU becomes a lost record (other errors raise)."""
+    """Identity of every GPU. A lost GPU becomes a lost record; a GPU whose identity cannot be
+    read an ``unreadable`` one (an error only if the run selects it)."""
     gpus = []
     for index in range(count):
         try:
             gpus.append(read_identity(nvml, index, trace))
         except GpuLost as exc:
             gpus.append(lost_record(index, exc))
+        except NvmlCallError as exc:
+            gpus.append({"index": index, "unreadable": True, "error": str(exc), "uuid": None, "name": None})
     return gpus
 
 
