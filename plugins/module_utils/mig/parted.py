@@ -114,10 +114,15 @@ class MigPartedConfig:
         return sorted(self.configs)
 
 
+_KEY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+
+
 def _unknown_keys(where: str, data: Mapping[str, Any], allowed: Sequence[str]) -> None:
     for key in data:
         if key not in allowed:
-            name = key if isinstance(key, str) and len(key) <= 64 else "(a key)"
+            # A key path names keys, but only ones that look like keys: a line of some other
+            # file parsed as YAML (a password entry) is not echoed.
+            name = key if isinstance(key, str) and _KEY_NAME.match(key) else "(a key that is not a name)"
             raise MigConfigError(
                 "%s%s: unknown key; allowed: %s" % (where + "." if where else "", name, ", ".join(allowed))
             )

@@ -139,3 +139,30 @@ class SimHost:
         change(data)
         self.state_file.write_text(json.dumps(data))
         self.nvml.sim_forget()
+
+
+def run_module(name, args, check_mode=False, diff=False):
+    """Run collection module ``name`` in-process through AnsibleModule; returns its result dict.
+
+    ``pynvml`` must already point at the simulator (monkeypatch ``sys.modules``) when the module
+    needs NVML.
+    """
+    import contextlib
+    import importlib
+    import io
+
+    from ansible.module_utils import basic
+
+    payload = dict(args)
+    payload["_ansible_check_mode"] = check_mode
+    payload["_ansible_diff"] = diff
+    basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": payload}).encode()
+    basic._ANSIBLE_PROFILE = "legacy"
+    module = importlib.import_module("ansible_collections.gpuops.cluster.plugins.modules." + name)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            module.main()
+        except SystemExit:
+            pass
+    return json.loads(out.getvalue())
