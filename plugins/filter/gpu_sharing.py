@@ -8,6 +8,7 @@ from __future__ import absolute_import, annotations, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import plain
 from ansible_collections.gpuops.cluster.plugins.plugin_utils.gpu_sharing import (
     DEFAULT_CONFIG,
     clusterpolicy_patch,
@@ -16,7 +17,6 @@ from ansible_collections.gpuops.cluster.plugins.plugin_utils.gpu_sharing import 
     plan_sharing,
     render_configmap,
 )
-from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import plain
 
 
 def gpu_sharing_plan(hostvars, hosts, default_config=DEFAULT_CONFIG, request_var="gpu_sharing_request"):

@@ -33,10 +33,14 @@ from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import is_i
 from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import shown
 from ansible_collections.gpuops.cluster.plugins.plugin_utils.operator_config import (
     LABEL_SHARING,
-    clusterpolicy_patch as _policy_patch,
-    configmap as _configmap,
     label_changes,
     retained,
+)
+from ansible_collections.gpuops.cluster.plugins.plugin_utils.operator_config import (
+    clusterpolicy_patch as _policy_patch,
+)
+from ansible_collections.gpuops.cluster.plugins.plugin_utils.operator_config import (
+    configmap as _configmap,
 )
 
 try:

@@ -43,6 +43,15 @@ from ansible_collections.gpuops.cluster.plugins.module_utils.mig.selection impor
     MigParamError,
     validate_reset_command,
 )
+from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import empty as _empty
+from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import is_int as _is_int
+from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import plain, shown
+from ansible_collections.gpuops.cluster.plugins.plugin_utils.config_formats import (
+    FormatError,
+    systemd_environment,
+    systemd_exec,
+    systemd_path,
+)
 from ansible_collections.gpuops.cluster.plugins.plugin_utils.operator_config import (
     LABEL_MIG,
     LABEL_MIG_STATE,
@@ -51,15 +60,6 @@ from ansible_collections.gpuops.cluster.plugins.plugin_utils.operator_config imp
     label_changes,
     retained,
 )
-from ansible_collections.gpuops.cluster.plugins.plugin_utils.config_formats import (
-    FormatError,
-    systemd_environment,
-    systemd_exec,
-    systemd_path,
-)
-from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import empty as _empty
-from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import is_int as _is_int
-from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import plain, shown
 
 try:
     import yaml

@@ -233,7 +233,9 @@ def test_host_mode_check_then_drain_apply_verify_uncordon_then_idempotent(sandbo
     sim("reboot", "--state", str(state_path(sandbox, "gpu-a100-01")))
     assert all(not g["layout"] for g in layouts(sandbox, "gpu-a100-01").values())
     # The paths are the host's (under its root here); the unit's interpreter is this Python.
-    argv = [sys.executable] + [str(root) + a if a.startswith(("/usr/local/lib/gpuops", "/etc/gpuops")) else a for a in argv[1:]]
+    argv = [sys.executable] + [
+        str(root) + a if a.startswith(("/usr/local/lib/gpuops", "/etc/gpuops")) else a for a in argv[1:]
+    ]
     boot = subprocess.run(argv, env=dict(os.environ, **environment), capture_output=True, text=True, check=False)
     assert boot.returncode == 0, boot.stderr
     assert layouts(sandbox, "gpu-a100-01") == after["gpu-a100-01"]

@@ -18,13 +18,12 @@ from __future__ import absolute_import, annotations, division, print_function
 __metaclass__ = type
 
 import re
+import traceback
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.gpuops.cluster.plugins.module_utils.mig.catalog import parse_pci_device_id
 from ansible_collections.gpuops.cluster.plugins.module_utils.mig.planner import MigLayoutError
-
-import traceback
 
 try:  # targets may lack PyYAML; only config text (not a parsed mapping) needs it
     import yaml

@@ -34,8 +34,8 @@ from ansible_collections.gpuops.cluster.plugins.module_utils.mig.force import ch
 from ansible_collections.gpuops.cluster.plugins.module_utils.mig.selection import (
     RESET_POLICIES,
     MigParamError,
-    desired_states,
     describe_layout_error,
+    desired_states,
     select_gpus,
     validate_params,
 )

@@ -269,11 +269,11 @@ def describe_layout_error(exc, what, gpu):
 
 
 __all__ = [
+    "RESET_POLICIES",
     "MigLayoutError",
     "MigParamError",
-    "RESET_POLICIES",
-    "desired_states",
     "describe_layout_error",
+    "desired_states",
     "select_gpus",
     "validate_params",
     "validate_reset_command",

@@ -23,9 +23,7 @@ FIXTURES = ROOT / "sandbox" / "fixtures"
 def load_simulator():
     if "gpuops_sim" not in sys.modules:
         init = SIM_PATH / "gpuops_sim" / "__init__.py"
-        spec = importlib.util.spec_from_file_location(
-            "gpuops_sim", init, submodule_search_locations=[str(init.parent)]
-        )
+        spec = importlib.util.spec_from_file_location("gpuops_sim", init, submodule_search_locations=[str(init.parent)])
         module = importlib.util.module_from_spec(spec)
         sys.modules["gpuops_sim"] = module
         spec.loader.exec_module(module)
@@ -94,7 +92,12 @@ class SimHost:
             {
                 "mig": dict(g["mig"]),
                 "gis": sorted(
-                    (gi["id"], gi["profile_id"], gi["start"], tuple(sorted((c["id"], c["profile_id"], c["start"]) for c in gi["compute_instances"])))
+                    (
+                        gi["id"],
+                        gi["profile_id"],
+                        gi["start"],
+                        tuple(sorted((c["id"], c["profile_id"], c["start"]) for c in gi["compute_instances"])),
+                    )
                     for gi in g["gpu_instances"]
                 ),
             }

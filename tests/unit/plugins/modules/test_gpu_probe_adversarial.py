@@ -93,7 +93,15 @@ NVML_CASES = [
     ("gi-profiles", H100_MIG, 0, "nvmlDeviceGetGpuInstanceProfileInfo", "UNKNOWN", "mig.gpu_instances", "degraded"),
     ("gi-list", H100_MIG, 0, "nvmlDeviceGetGpuInstances", "UNKNOWN", "mig.gpu_instances", "degraded"),
     ("gi-info", H100_MIG, 0, "nvmlGpuInstanceGetInfo", "UNKNOWN", "mig.gpu_instances", "degraded"),
-    ("ci-profiles", H100_MIG, 0, "nvmlGpuInstanceGetComputeInstanceProfileInfo", "UNKNOWN", "mig.compute_instances", "degraded"),
+    (
+        "ci-profiles",
+        H100_MIG,
+        0,
+        "nvmlGpuInstanceGetComputeInstanceProfileInfo",
+        "UNKNOWN",
+        "mig.compute_instances",
+        "degraded",
+    ),
     ("ci-list", H100_MIG, 0, "nvmlGpuInstanceGetComputeInstances", "UNKNOWN", "mig.compute_instances", "degraded"),
     ("mig-mode", A100, 2, "nvmlDeviceGetMigMode", "UNKNOWN", "mig", "degraded"),
     ("processes", A100, 1, "nvmlDeviceGetComputeRunningProcesses", "UNKNOWN", "processes", "degraded"),
@@ -172,7 +180,9 @@ TREE_CASES = [
 @pytest.mark.parametrize(("case", "name", "spoil", "field", "needle"), TREE_CASES, ids=[c[0] for c in TREE_CASES])
 def test_unreadable_pci_ids_land_in_the_gpu(host, case, name, spoil, field, needle):
     _sim, root = host(A100)
-    nvidia = [d for d in sorted((root / "sys/bus/pci/devices").iterdir()) if (d / "vendor").read_text().strip() == "0x10de"]
+    nvidia = [
+        d for d in sorted((root / "sys/bus/pci/devices").iterdir()) if (d / "vendor").read_text().strip() == "0x10de"
+    ]
     gpu_dir = next(d for d in nvidia if (d / "class").read_text().startswith("0x03"))
     spoil(gpu_dir / name)
     result = simhost.run_module("gpu_probe", {"host_root": str(root)})

@@ -41,7 +41,15 @@ def files(tmp_path):
         "version: v1\nmig-configs: {c: [{devices: all, mig-enabled: true, device-filter: '%s', mig-devices: {}}]}\n"
         % SECRET
     )
-    return {"secret": secret, "fifo": fifo, "big": big, "broken": broken, "keyed": keyed, "valued": valued, "dir": tmp_path}
+    return {
+        "secret": secret,
+        "fifo": fifo,
+        "big": big,
+        "broken": broken,
+        "keyed": keyed,
+        "valued": valued,
+        "dir": tmp_path,
+    }
 
 
 # (case id, fixture, module args (a callable of the files fixture for file cases), needles)
@@ -60,7 +68,12 @@ CASES = [
         ["matches no GPU", "GPU UUID ("],
     ),
     ("filter-empty", "a100", {"device_filter": [], "layout": BALANCED}, ["device_filter:", "non-empty list"]),
-    ("filter-garbage", "a100", {"device_filter": ["0xZZZZ10DE"], "layout": BALANCED}, ["device_filter[0]", "0xDDDDVVVV"]),
+    (
+        "filter-garbage",
+        "a100",
+        {"device_filter": ["0xZZZZ10DE"], "layout": BALANCED},
+        ["device_filter[0]", "0xDDDDVVVV"],
+    ),
     ("filter-no-match", "a100", {"device_filter": ["0x233010DE"], "layout": BALANCED}, ["device_filter", "0x20B010DE"]),
     ("layout-and-file", "a100", {"layout": BALANCED, "config_file": "/x", "config_name": "c"}, ["mutually exclusive"]),
     ("layout-and-config", "a100", {"layout": BALANCED, "config": ONE_OFF, "config_name": "c"}, ["mutually exclusive"]),
@@ -70,18 +83,41 @@ CASES = [
     ("config-without-name", "a100", {"config": ONE_OFF}, ["config_name: required with config"]),
     ("name-garbage", "a100", {"config": ONE_OFF, "config_name": "a b;c"}, ["config_name:", "allowed: letters"]),
     ("file-secret", "a100", lambda f: {"config_file": str(f["secret"]), "config_name": "c"}, ["config_file", "shadow"]),
-    ("file-missing", "a100", lambda f: {"config_file": str(f["dir"] / "nope"), "config_name": "c"}, ["cannot read", "nope"]),
+    (
+        "file-missing",
+        "a100",
+        lambda f: {"config_file": str(f["dir"] / "nope"), "config_name": "c"},
+        ["cannot read", "nope"],
+    ),
     ("file-directory", "a100", lambda f: {"config_file": str(f["dir"]), "config_name": "c"}, ["not a regular file"]),
-    ("file-fifo", "a100", lambda f: {"config_file": str(f["fifo"]), "config_name": "c"}, ["fifo", "not a regular file"]),
+    (
+        "file-fifo",
+        "a100",
+        lambda f: {"config_file": str(f["fifo"]), "config_name": "c"},
+        ["fifo", "not a regular file"],
+    ),
     ("file-too-big", "a100", lambda f: {"config_file": str(f["big"]), "config_name": "c"}, ["larger than"]),
-    ("file-broken-yaml", "a100", lambda f: {"config_file": str(f["broken"]), "config_name": "c"}, ["not valid YAML (line"]),
-    ("file-unknown-key", "a100", lambda f: {"config_file": str(f["keyed"]), "config_name": "c"}, ["password: unknown key"]),
+    (
+        "file-broken-yaml",
+        "a100",
+        lambda f: {"config_file": str(f["broken"]), "config_name": "c"},
+        ["not valid YAML (line"],
+    ),
+    (
+        "file-unknown-key",
+        "a100",
+        lambda f: {"config_file": str(f["keyed"]), "config_name": "c"},
+        ["password: unknown key"],
+    ),
     ("file-bad-value", "a100", lambda f: {"config_file": str(f["valued"]), "config_name": "c"}, ["device-filter[0]"]),
     ("config-v2", "a100", {"config": {"version": "v2", "mig-configs": {}}, "config_name": "c"}, ["config: version"]),
     (
         "config-device-99",
         "a100",
-        {"config": _config([{"devices": [0, 99], "mig-enabled": True, "mig-devices": {"7g.40gb": 1}}]), "config_name": "c"},
+        {
+            "config": _config([{"devices": [0, 99], "mig-enabled": True, "mig-devices": {"7g.40gb": 1}}]),
+            "config_name": "c",
+        },
         ["devices: GPU 99 not on this host", "0-7"],
     ),
     (
@@ -98,17 +134,28 @@ CASES = [
         },
         ["GPU 3", "matched by mig-configs.c[0] and mig-configs.c[1]"],
     ),
-    ("config-unknown-name", "a100", {"config": ONE_OFF, "config_name": "d"}, ["unknown MIG config 'd'", "available: c"]),
+    (
+        "config-unknown-name",
+        "a100",
+        {"config": ONE_OFF, "config_name": "d"},
+        ["unknown MIG config 'd'", "available: c"],
+    ),
     (
         "config-count-float",
         "a100",
-        {"config": _config([{"devices": "all", "mig-enabled": True, "mig-devices": {"1g.5gb": 1e12}}]), "config_name": "c"},
+        {
+            "config": _config([{"devices": "all", "mig-enabled": True, "mig-devices": {"1g.5gb": 1e12}}]),
+            "config_name": "c",
+        },
         ["mig-devices.1g.5gb: count must be an integer 0-64"],
     ),
     (
         "config-count-65",
         "a100",
-        {"config": _config([{"devices": "all", "mig-enabled": True, "mig-devices": {"1g.5gb": 65}}]), "config_name": "c"},
+        {
+            "config": _config([{"devices": "all", "mig-enabled": True, "mig-devices": {"1g.5gb": 65}}]),
+            "config_name": "c",
+        },
         ["count must be an integer 0-64"],
     ),
     ("layout-over-max", "a100", {"layout": {"1g.5gb": 8}}, ["layout", "1g.5gb", "maximum of 7"]),
@@ -123,7 +170,12 @@ CASES = [
         {"layout": {"3g.20gb": {"count": 1, "compute_instances": {"9c.3g.20gb": 1}}}},
         ["compute_instances", "allowed: 1c.3g.20gb"],
     ),
-    ("layout-bad-key", "a100", {"layout": {"3g.20gb": {"cnt": 1}}}, ["unknown key", "allowed: count, compute_instances"]),
+    (
+        "layout-bad-key",
+        "a100",
+        {"layout": {"3g.20gb": {"cnt": 1}}},
+        ["unknown key", "allowed: count, compute_instances"],
+    ),
     ("layout-with-mig-off", "a100", {"layout": BALANCED, "mig_enabled": False}, ["layout: must be empty"]),
     ("reset-empty", "a100", {"layout": BALANCED, "reset_command": []}, ["reset_command: must be a non-empty argv"]),
     (
@@ -132,14 +184,29 @@ CASES = [
         {"layout": BALANCED, "reset_command": ["nvidia-smi", "-i", "{uuid}\nExecStartPre=/bin/sh"]},
         ["reset_command[2]", "without NUL or line breaks"],
     ),
-    ("reset-placeholder", "a100", {"layout": BALANCED, "reset_command": ["nvidia-smi", "{gpu}"]}, ["unknown placeholder {gpu}", "{uuid}"]),
-    ("reset-empty-item", "a100", {"layout": BALANCED, "reset_command": [""]}, ["reset_command[0]: must be a non-empty string"]),
+    (
+        "reset-placeholder",
+        "a100",
+        {"layout": BALANCED, "reset_command": ["nvidia-smi", "{gpu}"]},
+        ["unknown placeholder {gpu}", "{uuid}"],
+    ),
+    (
+        "reset-empty-item",
+        "a100",
+        {"layout": BALANCED, "reset_command": [""]},
+        ["reset_command[0]: must be a non-empty string"],
+    ),
     ("force-timeout-negative", "a100", {"layout": BALANCED, "force_timeout": -1}, ["force_timeout", "0-3600"]),
     ("force-timeout-huge", "a100", {"layout": BALANCED, "force_timeout": 1e20}, ["force_timeout", "0-3600"]),
     ("reset-policy-bogus", "a100", {"layout": BALANCED, "reset_policy": "always"}, ["reset_policy", "never, if_idle"]),
     ("mig-enabled-maybe", "a100", {"layout": BALANCED, "mig_enabled": "maybe"}, ["mig_enabled"]),
     ("non-mig-gpu-named", "l40s", {"gpus": ["0"], "layout": {"1g.5gb": 1}}, ["GPU 0", "cannot do MIG"]),
-    ("busy-without-force", "h100mixed", {"gpus": ["0"], "layout": {"7g.80gb": 1}}, ["running processes", "pid 41877", "force"]),
+    (
+        "busy-without-force",
+        "h100mixed",
+        {"gpus": ["0"], "layout": {"7g.80gb": 1}},
+        ["running processes", "pid 41877", "force"],
+    ),
 ]
 FIXTURES = {"a100": "a100-sxm4-40gb-x8", "l40s": "l40s-x4", "h100mixed": "h100-mig-mixed"}
 

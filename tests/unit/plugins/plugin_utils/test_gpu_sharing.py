@@ -167,6 +167,50 @@ def test_configmap_is_deterministic_and_parses_back():
     assert gs.render_configmap(again["configs"], "gpuops-device-plugin-config", "gpu-operator") == cm
 
 
+def test_stale_keys_go_and_keys_of_nodes_outside_the_plan_stay():
+    # Run 1 declared replicas 4 for x; the value is fixed to 3: the ConfigMap holds exactly what the
+    # inventory declares now, plus what a node outside this run still names.
+    plan = gs.plan_sharing({"x": {"request": dict(req(replicas=3), kube_node=True), "gpu": None}})
+    existing = {
+        "default": "version: v1\n",
+        "time-slicing-4": "stale",
+        "mps-2": "used elsewhere",
+        "junk": "never named",
+    }
+    nodes = [
+        {"metadata": {"name": "x", "labels": {gs.NODE_LABEL: "time-slicing-4"}}},
+        {"metadata": {"name": "outside", "labels": {gs.NODE_LABEL: "mps-2"}}},
+    ]
+    cm = gs.render_configmap(plan["configs"], "cm", "ns", nodes=nodes, existing=existing, managed=list(plan["nodes"]))
+    assert sorted(cm["data"]) == ["default", "mps-2", "time-slicing-3"]
+    assert cm["data"]["mps-2"] == "used elsewhere"
+    assert gs.node_label_changes(plan, nodes) == [
+        {"name": "x", "from": "time-slicing-4", "to": "time-slicing-3", "labels": {gs.NODE_LABEL: "time-slicing-3"}}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("request_", "needle"),
+    [
+        ({"replicas": 10**12}, "gpu_sharing_replicas: must be an int >= 2 and <= 128"),
+        ({"replicas": 1e12}, "gpu_sharing_replicas: must be an int >= 2 and <= 128"),
+        ({"replicas": 129}, "<= 128"),
+        ({"resources": [{"name": "nvidia.com/gpu", "replicas": 10**9}]}, "gpu_sharing_resources[0].replicas"),
+        (
+            {"resources": [{"name": "nvidia.com/gpu", "replicas": 2, "devices": [10**6]}]},
+            "gpu_sharing_resources[0].devices",
+        ),
+        (
+            {"resources": [{"name": "nvidia.com/gpu", "replicas": 2, "rename": "a\nb"}]},
+            "gpu_sharing_resources[0].rename",
+        ),
+    ],
+)
+def test_numbers_are_bounded(request_, needle):
+    plan = gs.plan_sharing({"h": {"request": dict(req(replicas=2), **request_), "gpu": None}})
+    assert any(needle in e for e in plan["errors"]), plan["errors"]
+
+
 @pytest.mark.skipif(not CLUSTERPOLICY_CRD.is_file(), reason=f"upstream CRDs not found under {SHARED}")
 def test_clusterpolicy_patch_validates_against_the_crd():
     jsonschema = pytest.importorskip("jsonschema")

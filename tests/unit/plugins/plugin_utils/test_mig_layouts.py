@@ -176,7 +176,10 @@ def test_non_mig_gpus_are_skipped_with_devices_all():
         ({"layout": {"1g.5gb": 1}, "config_name": "x"}, r"mig_layout and mig_config_name"),
         ({"layout": {"1g.5gb": 1}, "enabled": False}, r"mig_enabled is false but mig_layout"),
         ({"mode": "both"}, r"mig_mode: 'both' is not one of host, operator, none"),
-        ({"gpu_layouts": [{"gpus": [9], "layout": {"1g.5gb": 1}}]}, r"mig_gpu_layouts\[0\]\.gpus: GPU 9 not on this host"),
+        (
+            {"gpu_layouts": [{"gpus": [9], "layout": {"1g.5gb": 1}}]},
+            r"mig_gpu_layouts\[0\]\.gpus: GPU 9 not on this host",
+        ),
         (
             {"gpu_layouts": [{"gpus": [1], "mig_enabled": False}, {"gpus": [2, 1], "mig_enabled": False}]},
             r"mig_gpu_layouts\[1\]\.gpus: GPU 1 is already in mig_gpu_layouts\[0\]",
@@ -280,14 +283,14 @@ def test_configmap_holds_one_config_per_layout_and_all_disabled(a100, h100):
         "a2": "gpuops-all-3g.20gb-x2",
         "h1": "gpuops-all-1g.10gb-x7",
     }
-    cm = ml.render_configmap(result["configs"], "gpuops-mig-parted-config", "gpu-operator")
+    cm = ml.operator_configmap(result, "gpuops-mig-parted-config", "gpu-operator")
     assert cm["metadata"] == {"name": "gpuops-mig-parted-config", "namespace": "gpu-operator"}
     assert list(cm["data"]) == ["config.yaml"]
     parsed = parse_mig_parted_config(cm["data"]["config.yaml"])
     assert parsed.names == ["all-disabled", "gpuops-all-1g.10gb-x7", "gpuops-all-3g.20gb-x2"]
     # Rendering is byte-for-byte deterministic whatever the order of the hosts.
     again = ml.plan_hosts(dict(reversed(list(hosts.items()))))
-    assert ml.render_configmap(again["configs"], "gpuops-mig-parted-config", "gpu-operator") == cm
+    assert ml.operator_configmap(again, "gpuops-mig-parted-config", "gpu-operator") == cm
     # What mig-parted resolves from the ConfigMap is what the role planned for each node.
     gpus = [{"index": i, "name": "NVIDIA A100-SXM4-40GB", "pci_device_id": 0x20B010DE} for i in range(2)]
     resolved = resolve_mig_config(parsed, "gpuops-all-3g.20gb-x2", gpus)
@@ -303,15 +306,54 @@ def test_operator_mode_needs_a_kube_node(a100):
     ]
 
 
-def test_merge_keeps_configs_of_nodes_outside_the_run():
-    ours = {"gpuops-all-7g.40gb-x1": [{"devices": "all", "mig-enabled": True, "mig-devices": {"7g.40gb": 1}}]}
+def _labelled(name, **labels):
+    return {"metadata": {"name": name, "labels": labels}}
+
+
+def test_configmap_keeps_only_configs_that_nodes_outside_the_plan_still_name():
+    plan = {
+        "configs": {"gpuops-all-7g.40gb-x1": [{"devices": "all", "mig-enabled": True, "mig-devices": {"7g.40gb": 1}}]},
+        "operator_nodes": {"a1": "gpuops-all-7g.40gb-x1"},
+    }
     existing = ml.render_mig_parted_config(
-        {"gpuops-all-1g.5gb-x7": [{"devices": "all", "mig-enabled": True, "mig-devices": {"1g.5gb": 7}}]}
+        {
+            "gpuops-all-1g.5gb-x7": [{"devices": "all", "mig-enabled": True, "mig-devices": {"1g.5gb": 7}}],
+            "gpuops-all-2g.10gb-x3": [{"devices": "all", "mig-enabled": True, "mig-devices": {"2g.10gb": 3}}],
+            "gpuops-all-3g.20gb-x2": [{"devices": "all", "mig-enabled": True, "mig-devices": {"3g.20gb": 2}}],
+        }
     )
-    merged = ml.merge_existing(ours, existing)
-    assert sorted(merged) == ["gpuops-all-1g.5gb-x7", "gpuops-all-7g.40gb-x1"]
-    assert ml.merge_existing(ours, "not: [valid") == ours
-    assert ml.merge_existing(ours, "") == ours
+    nodes = [
+        _labelled("a1", **{"nvidia.com/mig.config": "gpuops-all-3g.20gb-x2"}),  # in the plan: relabelled
+        _labelled("other", **{"nvidia.com/mig.config": "gpuops-all-1g.5gb-x7"}),  # outside: keeps its config
+        _labelled("plain"),
+    ]
+    cm = ml.operator_configmap(plan, "cm", "ns", nodes, existing)
+    names = parse_mig_parted_config(cm["data"]["config.yaml"]).names
+    # The stale configs (2g, and the 3g only a1 named before this run) are gone.
+    assert names == ["all-disabled", "gpuops-all-1g.5gb-x7", "gpuops-all-7g.40gb-x1"]
+    for junk in ("not: [valid", "", None):
+        assert parse_mig_parted_config(
+            ml.operator_configmap(plan, "cm", "ns", nodes, junk)["data"]["config.yaml"]
+        ).names == [
+            "all-disabled",
+            "gpuops-all-7g.40gb-x1",
+        ]
+
+
+def test_node_label_changes_are_only_the_nodes_that_differ():
+    plan = {"operator_nodes": {"a1": "gpuops-x", "a2": "gpuops-x", "gone": "gpuops-x"}}
+    nodes = [
+        _labelled("a1", **{"nvidia.com/mig.config": "gpuops-x"}),
+        _labelled("a2", **{"nvidia.com/mig.config": "all-disabled"}),
+    ]
+    assert ml.node_label_changes(plan, nodes) == [
+        {
+            "name": "a2",
+            "from": "all-disabled",
+            "to": "gpuops-x",
+            "labels": {"nvidia.com/mig.config": "gpuops-x", "nvidia.com/mig.config.state": None},
+        }
+    ]
 
 
 def test_layout_file_is_mig_parted_v1_with_one_config(a100):

@@ -82,7 +82,10 @@ BALANCED = {
         ),
         ("version: v1\nmig-configs: [", "^config: not valid YAML \\(line 2, column 15\\)$"),
         ([], "^must be a mapping with keys version, mig-configs, got a list$"),
-        (_config([dict(BALANCED, devices=[0, 0])]), "^mig-configs.all-balanced\\[0\\].devices\\[1\\]: GPU 0 is listed twice$"),
+        (
+            _config([dict(BALANCED, devices=[0, 0])]),
+            "^mig-configs.all-balanced\\[0\\].devices\\[1\\]: GPU 0 is listed twice$",
+        ),
         ({"version": "v1", "mig-configs": {"bad name!": [BALANCED]}}, "^mig-configs: a config name is not a name"),
     ],
 )
@@ -174,7 +177,9 @@ def test_gpu_without_mig_is_skipped_for_all_and_for_disabled_but_not_when_named(
         assert result[1]["status"] == "skip"
         assert result[0]["status"] == "configure"
     named = _config([{"devices": [1], "mig-enabled": True, "mig-devices": {}}])
-    with pytest.raises(parted.MigConfigError, match=r"mig-configs\.all-balanced\[0\]: GPU 1 \(Tesla T4\) cannot do MIG"):
+    with pytest.raises(
+        parted.MigConfigError, match=r"mig-configs\.all-balanced\[0\]: GPU 1 \(Tesla T4\) cannot do MIG"
+    ):
         parted.resolve_mig_config(named, "all-balanced", gpus)
 
 

@@ -79,7 +79,9 @@ def reported_state(entry):
                 inst["gpu_instance_id"],
                 inst["profile"],
                 inst["placement"]["start"],
-                tuple(sorted((ci["compute_instance_id"], ci["placement"]["start"]) for ci in inst["compute_instances"])),
+                tuple(
+                    sorted((ci["compute_instance_id"], ci["placement"]["start"]) for ci in inst["compute_instances"])
+                ),
             )
             for inst in entry["instances"]
         ),
@@ -177,7 +179,7 @@ def test_a_failed_call_leaves_a_known_state(tmp_path, monkeypatch, scenario, ste
     monkeypatch.setenv("GPUOPS_NVML_SIM_FIXTURE", str(simhost.FIXTURES / "a100-sxm4-40gb-x8.yml"))
     state = _prepare(scenario, tmp_path)
     monkeypatch.setenv("GPUOPS_NVML_SIM_STATE", str(state))
-    setup, under_test = SCENARIOS[scenario]
+    under_test = SCENARIOS[scenario][1]
     index = int(under_test["gpus"][0])
     data = json.loads(state.read_text())
     before = gpu_state(data, index)

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
+from ansible_collections.gpuops.cluster.plugins.module_utils.gpu_probe import probe
 from ansible_collections.gpuops.cluster.plugins.module_utils.nvml import bindings, mig_state
 from ansible_collections.gpuops.cluster.plugins.module_utils.nvml import facts as nv
-from ansible_collections.gpuops.cluster.plugins.module_utils.gpu_probe import probe
 
 ALL = {"telemetry": True, "mig": True, "processes": True, "nvlink": True}
 MIG_LAYOUT = [
