@@ -141,6 +141,27 @@ def toml_path(value, what="path"):
     return toml_string(value, what)
 
 
+# ------------------------------------------------------------------------------ deb822 / URLs
+
+_URL = re.compile(r"^(https?|file)://[^\s\"'\\<>{}|^`]{1,2000}$")
+
+
+def url(value, what="url"):
+    """An http(s) or file URL without whitespace, quotes or control characters."""
+    value = _text(value, what)
+    if not _URL.match(value):
+        raise FormatError("%s: must be an http://, https:// or file:// URL without spaces or quotes" % what)
+    return value
+
+
+def deb822_value(value, what="value"):
+    """A deb822 field value on one line (URIs, suites, components, key paths)."""
+    value = _text(value, what)
+    if not value.strip():
+        raise FormatError("%s: must not be empty" % what)
+    return value
+
+
 # ------------------------------------------------------------------------------ shell
 
 

@@ -10,7 +10,6 @@ from ansible_collections.gpuops.cluster.plugins.plugin_utils.driver_packages imp
     missing_components,
     packages_to_install,
     parse_apt_sources,
-    parse_host_probe,
     reboot_decision,
     render_deb822,
     resolve_driver_plan,
@@ -544,52 +543,3 @@ def test_reboot_decision(loadable, state, loaded, installed, nouveau, expected):
     required, reasons, modprobe = reboot_decision(loadable, state, loaded, installed, nouveau)
     assert (required, modprobe) == expected
     assert bool(reasons) == required
-
-
-# ------------------------------------------------------------------ host probe output
-
-PROBE = """\
-== virt
-docker
-rc=0
-== packages
-nvidia-kernel-dkms\t535.261.03-1\thold ok installed
-libnvidia-ml1\t535.261.03-1\tinstall ok installed
-nvidia-driver\t535.261.03-1\tunknown ok not-installed
-nvidia-settings\t535.171.04-1\tdeinstall ok config-files
-linux-headers-6.1.0-28-amd64\t6.1.119-1\tinstall ok installed
-== persistenced
-enabled
-== files
-/etc/modprobe.d/gpuops-nvidia.conf\t644:root:root\t0a4d55a8d778e5022fab701977c5d840bbc486d0  /etc/x.conf
-"""
-
-
-def test_parse_host_probe():
-    probe = parse_host_probe(PROBE)
-    assert (probe["virt_rc"], probe["virt"]) == (0, "docker")
-    assert probe["packages"] == {
-        "nvidia-kernel-dkms": [{"version": "535.261.03-1"}],
-        "libnvidia-ml1": [{"version": "535.261.03-1"}],
-        "linux-headers-6.1.0-28-amd64": [{"version": "6.1.119-1"}],
-    }
-    assert probe["selections"]["nvidia-kernel-dkms"] == "hold"
-    assert probe["selections"]["libnvidia-ml1"] == "install"
-    assert "nvidia-driver" not in probe["selections"]
-    assert probe["persistenced"] == "enabled"
-    assert probe["files"] == {
-        "/etc/modprobe.d/gpuops-nvidia.conf": {
-            "mode": "644",
-            "owner": "root",
-            "group": "root",
-            "sha1": "0a4d55a8d778e5022fab701977c5d840bbc486d0",
-        }
-    }
-    p = plan(open_kernel_modules=False)
-    assert installed_driver_version(p, probe["packages"]) == "535.261.03"
-
-
-def test_parse_host_probe_bare_host():
-    probe = parse_host_probe("== virt\nnone\nrc=1\n== packages\n== persistenced\n")
-    assert (probe["virt_rc"], probe["virt"], probe["packages"], probe["persistenced"]) == (1, "none", {}, "unknown")
-    assert parse_host_probe("")["virt_rc"] == 127
