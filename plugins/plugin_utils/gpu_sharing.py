@@ -194,6 +194,21 @@ def _mig_in_use(request, gpu_facts):
     return None
 
 
+# Bounds of the role's wait settings (seconds).
+WAIT_RANGES = {"wait_timeout": ("gpu_sharing_wait_timeout", 0, 86400), "wait_delay": ("gpu_sharing_wait_delay", 1, 3600)}
+
+
+def _check_waits(request):
+    for key, (variable, low, high) in WAIT_RANGES.items():
+        if key not in request:
+            continue
+        value = request[key]
+        if isinstance(value, str) and re.match(r"^-?[0-9]{1,6}$", value):
+            value = int(value)
+        if not _is_int(value) or not low <= value <= high:
+            raise SharingError("%s: %s is out of range; allowed: %d-%d" % (variable, shown(value), low, high))
+
+
 def plan_sharing(hosts, default_config=DEFAULT_CONFIG):
     """Validate every host and group them by config.
 
@@ -220,6 +235,7 @@ def plan_sharing(hosts, default_config=DEFAULT_CONFIG):
             errors.append("%s: the gpu_sharing role did not collect its variables (not in the play?)" % host)
             continue
         try:
+            _check_waits(request)
             config = sharing_config(request)
             name = None
             if config is not None:
