@@ -41,8 +41,9 @@ def object_keys(entry):
     if action == "kubernetes.core.k8s_drain":
         return {("k8s", "Node", None, args.get("name"))}
     if action == "ansible.builtin.debug" and isinstance(entry["msg"], dict) and "object" in entry["msg"]:
-        kind, name = entry["msg"]["object"].split("/", 1)
-        return {("k8s", kind, None, name)}
+        parts = entry["msg"]["object"].split("/")
+        kind, namespace, name = (parts[0], None, parts[1]) if len(parts) == 2 else parts
+        return {("k8s", kind, namespace, name)}
     if action in FILE_ACTIONS:
         return {("file", entry["dest"] or args.get("dest") or args.get("path"))}
     if action == "gpuops.cluster.mig_partition":
