@@ -59,7 +59,7 @@ options:
         sandbox sets it per simulated host).
       - Must be an absolute path to an existing directory holding C(sys) or C(proc); it is
         resolved (symbolic links, C(..)) before use, else the module fails naming this option.
-        A relative path is refused: it would be relative to the module's temporary folder.
+        A relative path is refused (it would be relative to the module's temporary folder).
     type: path
     default: /
   nvlink:

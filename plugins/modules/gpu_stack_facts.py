@@ -14,7 +14,7 @@ short_description: The host's GPU software stack as facts (driver packages, unit
 version_added: 0.2.0
 description:
   - One round trip that tells the C(gpuops.cluster.nvidia_driver) and C(gpuops.cluster.container_toolkit)
-    roles what is on the host, as structured facts (C(ansible_facts.gpu_stack)): whether it is a
+    roles what is on the host, as structured facts (C(ansible_facts.gpu_stack)), namely whether it is a
     container, the NVIDIA driver packages and their dpkg selections (holds), the state of
     systemd units, the container runtimes (installed, version, running), the NVIDIA container
     toolkit, and mode, owner, group and checksum of the files the roles manage.
@@ -98,27 +98,27 @@ ansible_facts:
           returned: when O(packages=true)
           type: str
         packages:
-          description: Installed driver packages, C({name: [{version}]}) (the shape of C(ansible_facts.packages)).
+          description: Installed driver packages by name, each a list of C(version) entries (the shape of C(ansible_facts.packages)).
           returned: when O(packages=true)
           type: dict
         selections:
-          description: dpkg selections of those packages, C({name: install|hold}).
+          description: The dpkg selection of each of those packages by name (C(install), C(hold), ...).
           returned: when O(packages=true)
           type: dict
         services:
-          description: C({unit: {enabled, active}}) as systemctl answers (C(unknown) without systemctl).
+          description: Per unit name, C(enabled) and C(active) as systemctl answers them (C(unknown) without systemctl).
           returned: always
           type: dict
         runtimes:
-          description: C({runtime: {installed, binary, version, major, minor, patch, active}}).
+          description: Per runtime, C(installed), C(binary), C(version), C(major), C(minor), C(patch) and C(active).
           returned: always
           type: dict
         toolkit:
-          description: C({installed, version}) of nvidia-container-toolkit.
+          description: C(installed) and C(version) of nvidia-container-toolkit.
           returned: when O(toolkit=true)
           type: dict
         files:
-          description: C({path: {exists, type, mode, owner, group, sha1}}).
+          description: Per path, C(exists), C(type), C(mode), C(owner), C(group) and C(sha1).
           returned: always
           type: dict
 """

@@ -38,8 +38,8 @@ description:
     fails naming the GPU, the call and the error, which steps ran and what was undone. If the
     rollback fails too, the message says so loudly with the layout the GPU was left in. GPUs
     after the failing one are not touched. RV(changed) compares the state read back with the
-    state before (a rollback that re-made instances is a change: their MIG device UUIDs are
-    new).
+    state before (a rollback that re-made instances is a change, since their MIG device UUIDs
+    are new).
   - A lost GPU (NVML_ERROR_GPU_IS_LOST) is reported in RV(failed_gpus) and makes the module
     fail, after the other selected GPUs were configured; nothing is attempted on the lost GPU.
   - MIG profiles are resolved by name on each GPU. A GPU model missing from the collection's

@@ -15,7 +15,8 @@ version_added: 0.2.0
 description:
   - Reads a Slurm node with C(scontrol show node) and its running jobs with C(squeue) and returns
     them as structured data (no text parsing left to the playbook).
-  - O(state=drained) drains the node with the reason C(gpuops <owner>: <reason>) and waits until
+  - >-
+    O(state=drained) drains the node with the reason C(gpuops <owner>: <reason>) and waits until
     no job runs on it. A node already drained or down for another reason is left as it is (the
     result says C(held_by_others)), and the module still waits for its jobs to end.
   - O(state=resumed) resumes the node only when its drain reason carries the C(gpuops <owner>:)

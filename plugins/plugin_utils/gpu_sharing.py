@@ -195,7 +195,10 @@ def _mig_in_use(request, gpu_facts):
 
 
 # Bounds of the role's wait settings (seconds).
-WAIT_RANGES = {"wait_timeout": ("gpu_sharing_wait_timeout", 0, 86400), "wait_delay": ("gpu_sharing_wait_delay", 1, 3600)}
+WAIT_RANGES = {
+    "wait_timeout": ("gpu_sharing_wait_timeout", 0, 86400),
+    "wait_delay": ("gpu_sharing_wait_delay", 1, 3600),
+}
 
 
 def _check_waits(request):

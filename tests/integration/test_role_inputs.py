@@ -208,6 +208,8 @@ def test_bad_input_fails_each_host_before_anything_changes(sandbox, kube, tmp_pa
     sim_host = "gpu-a100-01"
     host_dir = sandbox["dir"] / "hosts" / sim_host
     base = {
+        # The overlay inventory lives elsewhere: the sandbox's paths are pinned here.
+        "gpuops_repo_root": str(REPO_ROOT),
         "gpuops_sandbox_fixture": "a100-sxm4-40gb-x8",
         "gpuops_sandbox_host_dir": str(host_dir),
         "gpuops_kube_node": False,
