@@ -47,7 +47,7 @@ def make_reset_runner(command, run):
     ``run(argv)`` returns (rc, stdout, stderr) and raises OSError when the program cannot be
     started: AnsibleModule.run_command in the module, subprocess in the launcher.
     """
-    command = list(command or DEFAULT_RESET_COMMAND)
+    command = list(DEFAULT_RESET_COMMAND if command is None else command)
     validate_reset_command(command)
 
     def reset(gpu):
