@@ -49,9 +49,13 @@ def _text(value, what):
 # ------------------------------------------------------------------------------ systemd
 
 
-def _systemd_quoted(value):
-    """A double-quoted systemd word: C-style escapes, specifiers (%) and variables ($) disarmed."""
-    return '"%s"' % value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+def _systemd_quoted(value, variables=True):
+    """A double-quoted systemd word: C-style escapes and specifiers (%) disarmed; with
+    ``variables``, ``$`` too (command lines expand $VAR, Environment= does not)."""
+    quoted = value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    if variables:
+        quoted = quoted.replace("$", "$$")
+    return '"%s"' % quoted
 
 
 def systemd_path(value, what="path"):
@@ -82,7 +86,7 @@ def systemd_environment(variables, what="environment"):
         if not isinstance(name, str) or not _ENV_NAME.match(name):
             raise FormatError("%s: variable names must be letters, digits and _ (not starting with a digit)" % what)
         value = _text(variables[name], "%s.%s" % (what, name))
-        lines.append("Environment=%s" % _systemd_quoted("%s=%s" % (name, value)))
+        lines.append("Environment=%s" % _systemd_quoted("%s=%s" % (name, value), variables=False))
     return lines
 
 

@@ -124,8 +124,8 @@ def pod_exists(core, name):
     return True
 
 
-def systemd_words(line):
-    """Split a unit's command line the way systemd does (double quotes, C escapes, $$ and %%)."""
+def systemd_words(line, command=True):
+    """Split a unit's value the way systemd does (double quotes, C escapes, %%; $$ in command lines)."""
     words, word, i, quoted, started = [], [], 0, False, False
     while i < len(line):
         ch = line[i]
@@ -149,7 +149,8 @@ def systemd_words(line):
         i += 1
     if started:
         words.append("".join(word))
-    return [w.replace("$$", "$").replace("%%", "%") for w in words]
+    words = [w.replace("%%", "%") for w in words]
+    return [w.replace("$$", "$") for w in words] if command else words
 
 
 def unit_command(unit):
@@ -159,7 +160,7 @@ def unit_command(unit):
     environment = {}
     for line in lines:
         if line.startswith("Environment="):
-            (assignment,) = systemd_words(line[len("Environment=") :])
+            (assignment,) = systemd_words(line[len("Environment=") :], command=False)
             key, value = assignment.split("=", 1)
             environment[key] = value
     return argv, environment
