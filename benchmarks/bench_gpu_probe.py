@@ -10,7 +10,9 @@ Prints:
   2. module time as its own process (python start-up and imports included, Ansible's
      controller and transport excluded), first run of a fresh state;
   3. ansible-playbook wall time probing 1, 8 and 32 sandbox hosts (8x A100 each), with the
-     ratio to the 1-host run measured in the same session.
+     ratio to the 1-host run measured in the same session;
+  4. the module in-process side by side with the baseline revision's code (benchmarks/_baseline.py,
+     default bffa4e8), interleaved child processes in the same run, and the ratio new/old.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "build" / "collections"))
 sys.path.insert(0, str(REPO_ROOT / "sandbox" / "python"))
 sys.path.insert(0, str(REPO_ROOT / "sandbox"))
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 
+import _baseline  # noqa: E402
 import fleet_up  # noqa: E402
 
 TARGET_S = 0.25
@@ -152,11 +156,54 @@ def time_playbook(hosts: int, fixture: str) -> float:
         return elapsed
 
 
+SIDE_BY_SIDE = r"""
+import contextlib, io, json, os, sys, time, importlib
+from ansible.module_utils import basic
+module = importlib.import_module("ansible_collections.gpuops.cluster.plugins.modules.gpu_probe")
+basic._ANSIBLE_PROFILE = "legacy"
+
+def run(collect):
+    basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": {"collect": collect}}).encode()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        module.main()
+    result = json.loads(out.getvalue())
+    assert "failed" not in result, result
+
+result = {}
+for fixture in os.environ["BENCH_FIXTURES"].split(","):
+    env = json.loads(os.environ["BENCH_ENV_" + fixture.replace("-", "_")])
+    os.environ.update(env)
+    for label, collect in (("full", ["pci", "nvml", "mig", "processes", "telemetry"]), ("pci", ["pci"])):
+        run(collect)  # warm
+        samples = []
+        for _ in range(int(os.environ["BENCH_REPEAT"])):
+            start = time.perf_counter()
+            run(collect)
+            samples.append(time.perf_counter() - start)
+        result["%s %s" % (fixture, label)] = samples
+print(json.dumps(result))
+"""
+
+
+def bench_side_by_side(repeat: int, rounds: int = 5) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"BENCH_FIXTURES": ",".join(FIXTURES), "BENCH_REPEAT": str(repeat)}
+        for fixture in FIXTURES:
+            env["BENCH_ENV_" + fixture.replace("-", "_")] = json.dumps(render(fixture, Path(tmp) / fixture))
+        merged = _baseline.side_by_side(SIDE_BY_SIDE, rounds=rounds, env=env)
+    _baseline.report("4. gpu_probe in-process, side by side with the baseline (same machine, same run)", merged)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--hosts", default="1,8,32")
+    parser.add_argument("--side-by-side-only", action="store_true", help="only section 4")
     args = parser.parse_args()
+    if args.side_by_side_only:
+        bench_side_by_side(max(5, args.repeat // 2))
+        return 0
 
     print("1. gpu_probe module time in-process (target %.2f s for a full probe of 8 GPUs)" % TARGET_S)
     with tempfile.TemporaryDirectory() as tmp:
@@ -191,6 +238,7 @@ def main() -> int:
             f"   {hosts:>3} hosts  {elapsed:6.2f} s  {elapsed / hosts * 1000:7.1f} ms/host  "
             f"{elapsed / baseline:5.2f}x the 1-host run"
         )
+    bench_side_by_side(max(5, args.repeat // 2))
     return 0
 
 

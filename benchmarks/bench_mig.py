@@ -1,9 +1,11 @@
 """MIG planner benchmark: planning time and NVML calls versus destroy-everything-and-recreate.
 
 Run from the repository root: ``.venv/bin/python benchmarks/bench_mig.py``. Pure Python, no GPU:
-it times plugins/module_utils/mig.py and counts the NVML create/destroy calls its plans need,
-next to what mig-parted does for a GPU whose profile counts differ (destroy every compute and
-GPU instance on it, then create the whole layout again).
+it times plugins/module_utils/mig/planner.py and counts the NVML create/destroy calls its plans
+need, next to what mig-parted does for a GPU whose profile counts differ (destroy every compute
+and GPU instance on it, then create the whole layout again). The last section times the planner
+and a whole mig_partition run side by side with the code of the baseline revision
+(benchmarks/_baseline.py, default bffa4e8), in the same run, and prints the ratio.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "build" / "collections"))
 
-from ansible_collections.gpuops.cluster.plugins.module_utils import (  # noqa: E402
-    mig,
-    mig_catalog,
-)
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import _baseline  # noqa: E402
+from ansible_collections.gpuops.cluster.plugins.module_utils.mig import catalog as mig_catalog  # noqa: E402
+from ansible_collections.gpuops.cluster.plugins.module_utils.mig import planner as mig  # noqa: E402
 
 A100 = "NVIDIA A100-SXM4-40GB"
 H100 = "NVIDIA H100 80GB HBM3"
@@ -192,10 +195,10 @@ def _simulator():
 
 
 def bench_module_run(repeats=5):
-    """One mig_partition run in-process (mig_apply.converge) on the simulated 8x A100 host."""
+    """One mig_partition run in-process (mig/runner.converge) on the simulated 8x A100 host."""
     import os  # noqa: PLC0415
 
-    from ansible_collections.gpuops.cluster.plugins.module_utils import mig_apply  # noqa: PLC0415
+    from ansible_collections.gpuops.cluster.plugins.module_utils.mig import runner  # noqa: PLC0415
 
     nvml = _simulator()
     os.environ["GPUOPS_NVML_SIM_FIXTURE"] = str(ROOT / "sandbox" / "fixtures" / "a100-sxm4-40gb-x8.yml")
@@ -225,7 +228,7 @@ def bench_module_run(repeats=5):
             if fresh:
                 nvml.sim_forget()
             started = time.perf_counter()
-            mig_apply.converge(params, check_mode=check_mode, nvml=nvml)
+            runner.converge(params, check_mode=check_mode, nvml=nvml)
             samples.append((time.perf_counter() - started) * 1000)
         rows.append((label, min(samples), statistics.median(samples)))
     for label, best, median in rows:
@@ -233,12 +236,74 @@ def bench_module_run(repeats=5):
     print("vs plan: ratio to planning the same 8 GPUs alone (%.3f ms), measured in this run" % plan_only)
 
 
+# Runs in a child process with either version of the collection first on sys.path.
+SIDE_BY_SIDE = r"""
+import json, os, sys, time
+from pathlib import Path
+try:
+    from ansible_collections.gpuops.cluster.plugins.module_utils.mig import planner as mig
+    from ansible_collections.gpuops.cluster.plugins.module_utils.mig.runner import converge
+except ImportError:  # the baseline's layout
+    from ansible_collections.gpuops.cluster.plugins.module_utils import mig
+    from ansible_collections.gpuops.cluster.plugins.module_utils.mig_apply import converge
+import gpuops_sim.nvml as nvml
+
+A100 = "NVIDIA A100-SXM4-40GB"
+BALANCED = {"1g.5gb": 2, "2g.10gb": 1, "3g.20gb": 1}
+ALL_1G = {"1g.5gb": 7}
+live = [
+    {"gi_id": i + 1, "profile": n, "start": s, "compute_instances": [{"ci_id": 0}], "busy": False}
+    for i, (n, s) in enumerate(mig.plan_layout(A100, ALL_1G))
+]
+params = dict(gpus=["all"], device_filter=None, layout=BALANCED, config_file=None, config_name=None,
+              mig_enabled=True, reset_policy="never", force=False, force_timeout=5)
+os.environ["GPUOPS_NVML_SIM_FIXTURE"] = os.environ["BENCH_FIXTURE"]
+os.environ.pop("GPUOPS_NVML_SIM_STATE", None)
+
+def timed(function, repeats):
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        out.append(time.perf_counter() - start)
+    return out
+
+result = {
+    "plan_layout balanced x8": timed(lambda: [mig.plan_layout(A100, BALANCED) for _ in range(8)], 30),
+    "plan_changes all-1g -> balanced x8": timed(lambda: [mig.plan_changes(A100, live, BALANCED) for _ in range(8)], 30),
+}
+apply, rerun, check = [], [], []
+for _ in range(3):
+    nvml.sim_forget()
+    apply += timed(lambda: converge(params, nvml=nvml, sleep=lambda s: None), 1)
+    rerun += timed(lambda: converge(params, nvml=nvml, sleep=lambda s: None), 1)
+    check += timed(lambda: converge(params, check_mode=True, nvml=nvml, sleep=lambda s: None), 1)
+result["mig_partition apply balanced, 8 GPUs"] = apply
+result["mig_partition rerun, nothing to change"] = rerun
+result["mig_partition check mode, nothing to change"] = check
+print(json.dumps(result))
+"""
+
+
+def bench_side_by_side(rounds=5):
+    merged = _baseline.side_by_side(
+        SIDE_BY_SIDE,
+        rounds=rounds,
+        env={"BENCH_FIXTURE": str(ROOT / "sandbox" / "fixtures" / "a100-sxm4-40gb-x8.yml")},
+    )
+    _baseline.report("\n== Side by side with the baseline (same machine, same run)", merged)
+
+
 def main():
     started = time.perf_counter()
+    if "--side-by-side-only" in sys.argv[1:]:
+        bench_side_by_side()
+        return
     bench_host_planning()
     bench_enumeration()
     bench_relayouts()
     bench_module_run()
+    bench_side_by_side()
     print("\ntotal %.2f s" % (time.perf_counter() - started))
 
 

@@ -22,6 +22,10 @@ step yamllint yamllint --strict .
 step "ruff check" ruff check "${PY_DIRS[@]}"
 step "ruff format --check" ruff format --check "${PY_DIRS[@]}"
 step "antsibull-changelog lint" antsibull-changelog lint
+# Module, plugin and role docs as the docs site renders them (needs the collection link that
+# `make collection` keeps, found through ANSIBLE_COLLECTIONS_PATH).
+step "antsibull-docs lint-collection-docs" antsibull-docs lint-collection-docs --plugin-docs \
+    "${ANSIBLE_COLLECTIONS_PATH:-build/collections}/ansible_collections/gpuops/cluster"
 
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "lint: FAILED: ${failed[*]}"

@@ -15,7 +15,6 @@ from ansible_collections.gpuops.cluster.plugins.plugin_utils.driver_packages imp
     installed_driver_version,
     missing_components,
     packages_to_install,
-    parse_host_probe,
     reboot_decision,
     render_deb822,
     resolve_driver_plan,
@@ -111,11 +110,6 @@ def driver_reboot(state):
     return {"required": required, "reasons": reasons, "modprobe": modprobe}
 
 
-def driver_host_probe(text):
-    """Parse the nvidia_driver role's probe script output (container check, packages, holds, persistenced)."""
-    return parse_host_probe(text)
-
-
 class FilterModule(object):
     def filters(self):
         return {
@@ -124,5 +118,4 @@ class FilterModule(object):
             "driver_packages_missing": driver_packages_missing,
             "driver_installed_version": driver_installed_version,
             "driver_reboot": driver_reboot,
-            "driver_host_probe": driver_host_probe,
         }

@@ -8,14 +8,15 @@ from __future__ import absolute_import, annotations, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import plain
 from ansible_collections.gpuops.cluster.plugins.plugin_utils.gpu_sharing import (
     DEFAULT_CONFIG,
     clusterpolicy_patch,
+    node_label_changes,
     node_sharing_problems,
     plan_sharing,
     render_configmap,
 )
-from ansible_collections.gpuops.cluster.plugins.plugin_utils.mig_layouts import plain
 
 
 def gpu_sharing_plan(hostvars, hosts, default_config=DEFAULT_CONFIG, request_var="gpu_sharing_request"):
@@ -32,11 +33,31 @@ def gpu_sharing_plan(hostvars, hosts, default_config=DEFAULT_CONFIG, request_var
     return plan_sharing(items, plain(default_config))
 
 
-def gpu_sharing_configmap(plan, name, namespace, default_config=DEFAULT_CONFIG, labels=None):
-    """The device-plugin ConfigMap (one key per config) for a gpu_sharing_plan result."""
+def gpu_sharing_configmap(plan, name, namespace, default_config=DEFAULT_CONFIG, nodes=None, existing=None, labels=None):
+    """The device-plugin ConfigMap (one key per config) for a gpu_sharing_plan result.
+
+    ``nodes``: the Node objects; ``existing``: the data of the ConfigMap in the cluster. Its keys
+    stay only while a node outside the plan names them in its label.
+    """
     if not isinstance(plan, dict) or "configs" not in plan:
         raise AnsibleFilterError("gpu_sharing_configmap: input must be the output of gpuops.cluster.gpu_sharing_plan")
-    return render_configmap(plain(plan["configs"]), str(name), str(namespace), plain(default_config), plain(labels))
+    return render_configmap(
+        plain(plan["configs"]),
+        str(name),
+        str(namespace),
+        plain(default_config),
+        plain(labels),
+        plain(nodes) or [],
+        plain(existing) or {},
+        list(plan.get("nodes") or {}),
+    )
+
+
+def gpu_sharing_node_labels(nodes, plan):
+    """The node label patches (nvidia.com/device-plugin.config) a gpu_sharing_plan result needs."""
+    if not isinstance(plan, dict) or "nodes" not in plan:
+        raise AnsibleFilterError("gpu_sharing_node_labels: 'plan' must be the output of gpu_sharing_plan")
+    return node_label_changes(plain(plan), plain(nodes) or [])
 
 
 def gpu_sharing_clusterpolicy_patch(configmap_name, default_config=DEFAULT_CONFIG):
@@ -68,6 +89,7 @@ class FilterModule(object):
         return {
             "gpu_sharing_plan": gpu_sharing_plan,
             "gpu_sharing_configmap": gpu_sharing_configmap,
+            "gpu_sharing_node_labels": gpu_sharing_node_labels,
             "gpu_sharing_clusterpolicy_patch": gpu_sharing_clusterpolicy_patch,
             "gpu_sharing_node_problems": gpu_sharing_node_problems,
         }

@@ -8,14 +8,15 @@ from __future__ import absolute_import, annotations, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.gpuops.cluster.plugins.module_utils.mig import MigLayoutError
+from ansible_collections.gpuops.cluster.plugins.module_utils.mig.planner import MigLayoutError
+from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import plain
 from ansible_collections.gpuops.cluster.plugins.plugin_utils.mig_layouts import (
     clusterpolicy_mig_patch,
-    merge_existing,
+    node_label_changes,
+    operator_configmap,
     operator_status,
-    plain,
+    partition_args,
     plan_hosts,
-    render_configmap,
     render_host_layout_file,
     verify_host,
 )
@@ -40,19 +41,27 @@ def mig_plan(hostvars, hosts, request_var="mig_request"):
     return plan_hosts(items)
 
 
-def mig_configmap(plan, name, namespace, existing=None, labels=None):
+def mig_configmap(plan, name, namespace, nodes=None, existing=None, labels=None):
     """The mig-parted ConfigMap (key config.yaml) for the operator-mode hosts of a mig_plan result.
 
-    ``existing``: the config.yaml text of the ConfigMap in the cluster; its other configs are kept.
+    ``nodes``: the Node objects; ``existing``: the config.yaml text of the ConfigMap in the cluster.
+    Configs of ``existing`` are kept only while a node outside the plan names them in its label.
     """
     if not isinstance(plan, dict) or "configs" not in plan:
         raise AnsibleFilterError("mig_configmap: input must be the output of gpuops.cluster.mig_plan")
     try:
-        return render_configmap(
-            merge_existing(plain(plan["configs"]), plain(existing)), str(name), str(namespace), plain(labels)
+        return operator_configmap(
+            plain(plan), str(name), str(namespace), plain(nodes) or [], plain(existing) or None, plain(labels)
         )
     except MigLayoutError as exc:
         raise AnsibleFilterError("mig_configmap: %s" % exc) from exc
+
+
+def mig_node_labels(nodes, plan):
+    """The node label patches (nvidia.com/mig.config) the operator-mode hosts of a mig_plan result need."""
+    if not isinstance(plan, dict) or "operator_nodes" not in plan:
+        raise AnsibleFilterError("mig_node_labels: 'plan' must be the output of gpuops.cluster.mig_plan")
+    return node_label_changes(plain(plan), plain(nodes) or [])
 
 
 def mig_layout_file(host_plan):
@@ -61,6 +70,13 @@ def mig_layout_file(host_plan):
         return render_host_layout_file(plain(host_plan))
     except (MigLayoutError, KeyError, TypeError) as exc:
         raise AnsibleFilterError("mig_layout_file: %s" % exc) from exc
+
+
+def mig_partition_args(host_plan):
+    """The gpuops.cluster.mig_partition options (config, config_name, gpus) that apply one host's plan."""
+    if not isinstance(host_plan, dict) or not host_plan.get("managed"):
+        raise AnsibleFilterError("mig_partition_args: input must be a managed host's entry of a mig_plan result")
+    return partition_args(plain(host_plan))
 
 
 def mig_clusterpolicy_patch(configmap_name, strategy=None):
@@ -87,7 +103,9 @@ class FilterModule(object):
         return {
             "mig_plan": mig_plan,
             "mig_configmap": mig_configmap,
+            "mig_node_labels": mig_node_labels,
             "mig_layout_file": mig_layout_file,
+            "mig_partition_args": mig_partition_args,
             "mig_clusterpolicy_patch": mig_clusterpolicy_patch,
             "mig_verify": mig_verify,
             "mig_operator_status": mig_operator_status,

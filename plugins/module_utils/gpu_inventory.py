@@ -215,6 +215,9 @@ def build_gpu(device, record, nvml_available, nvml_reason):
         facts["architecture"] = known_architecture(gpu["pci"].get("device_id"))
     gpu.update(facts)
     gpu["errors"] = dict(record.get("errors") or {}) if record else {}
+    if device is not None:
+        for field, message in sorted((device.get("errors") or {}).items()):
+            gpu["errors"].setdefault(field, message)
     gpu["health"] = assess_health(
         gpu,
         nvml_available=nvml_available,

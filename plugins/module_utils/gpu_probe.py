@@ -13,7 +13,7 @@ from ansible_collections.gpuops.cluster.plugins.module_utils.gpu_inventory impor
     build_facts,
 )
 from ansible_collections.gpuops.cluster.plugins.module_utils.host_driver import read_host_driver
-from ansible_collections.gpuops.cluster.plugins.module_utils.nvml import collect_nvml
+from ansible_collections.gpuops.cluster.plugins.module_utils.nvml.facts import collect_nvml
 from ansible_collections.gpuops.cluster.plugins.module_utils.pci import scan_pci
 
 NOT_REQUESTED = "not collected: the collect option does not include nvml"

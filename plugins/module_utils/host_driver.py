@@ -14,6 +14,14 @@ __metaclass__ = type
 import os
 import re
 
+from ansible_collections.gpuops.cluster.plugins.module_utils._fileio import (
+    DATA_LIMIT,
+    PROC_LIMIT,
+    SYSFS_LIMIT,
+    ReadError,
+    read_bytes,
+)
+
 SECURE_BOOT_VAR = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 MODULE_FILE_RE = re.compile(r"(^|/)(nvidia|nvidia-current|nvidia-open)\.ko(\.[a-z]+)?$")
 VERSION_RE = re.compile(r"\b(\d+\.\d+(?:\.\d+)?)\b")
@@ -112,19 +120,23 @@ def modules_dep_has_nvidia(text):
 # ---------------------------------------------------------------- file access
 
 
-def _read_text(path):
+# A kernel release names a folder under lib/modules: never a path that leaves it.
+RELEASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$")
+# Files walked under lib/modules/<release> looking for the nvidia module (a kernel has ~6000).
+MAX_MODULE_FILES = 100000
+
+
+def _read_text(path, limit=PROC_LIMIT):
     try:
-        with open(path, "r") as handle:
-            return handle.read()
-    except (IOError, OSError, UnicodeDecodeError):
+        return read_bytes(path, limit).decode("utf-8")
+    except (ReadError, UnicodeDecodeError):
         return None
 
 
-def _read_bytes(path):
+def _read_bytes(path, limit=SYSFS_LIMIT):
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except (IOError, OSError):
+        return read_bytes(path, limit)
+    except ReadError:
         return None
 
 
@@ -133,9 +145,10 @@ def _exists(path):
 
 
 def read_kernel_release(host_root):
-    text = _read_text(os.path.join(host_root, "proc/sys/kernel/osrelease"))
+    text = _read_text(os.path.join(host_root, "proc/sys/kernel/osrelease"), SYSFS_LIMIT)
     if text and text.strip():
-        return text.strip()
+        release = text.strip()
+        return release if RELEASE_RE.match(release) else None
     if os.path.realpath(host_root) == "/":
         try:
             return os.uname()[2]
@@ -169,16 +182,20 @@ def read_secure_boot(host_root):
 
 
 def _find_module_file(host_root, release):
-    if not release:
+    if not release or not RELEASE_RE.match(release):
         return False
     base = os.path.join(host_root, "lib/modules", release)
-    dep = _read_text(os.path.join(base, "modules.dep"))
+    dep = _read_text(os.path.join(base, "modules.dep"), DATA_LIMIT)
     if dep is not None and modules_dep_has_nvidia(dep):
         return True
+    seen = 0
     for _dirpath, _dirnames, filenames in os.walk(base):
         for name in filenames:
+            seen += 1
             if MODULE_FILE_RE.search(name):
                 return True
+        if seen > MAX_MODULE_FILES:
+            break
     return False
 
 
@@ -224,7 +241,7 @@ def read_host_driver(host_root="/"):
     if loaded:
         driver["state"] = "loaded"
         if driver["version"] is None:
-            text = _read_text(os.path.join(host_root, "sys/module/nvidia/version"))
+            text = _read_text(os.path.join(host_root, "sys/module/nvidia/version"), SYSFS_LIMIT)
             if text and text.strip():
                 driver["version"] = text.strip()
         return host, driver

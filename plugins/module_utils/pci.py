@@ -12,10 +12,14 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.gpuops.cluster.plugins.module_utils._fileio import SYSFS_LIMIT, ReadError, read_text
 from ansible_collections.gpuops.cluster.plugins.module_utils.pci_ids import (
     NVIDIA_VENDOR_ID,
     ProductNames,
 )
+
+# Directory entries under sys/bus/pci/devices: a real host has a few hundred.
+MAX_PCI_ENTRIES = 65536
 
 SYSFS_PCI_DEVICES = "sys/bus/pci/devices"
 
@@ -114,10 +118,25 @@ def link_basename(target):
 
 def _read(path):
     try:
-        with open(path, "r") as handle:
-            return handle.read()
-    except (IOError, OSError, UnicodeDecodeError):
+        return read_text(path, SYSFS_LIMIT)
+    except ReadError:
         return None
+
+
+def _read_checked(dev_dir, name, errors, width):
+    """A hex sysfs attribute; a file that exists but cannot be read or parsed lands in ``errors``."""
+    path = os.path.join(dev_dir, name)
+    try:
+        text = read_text(path, SYSFS_LIMIT)
+    except ReadError as exc:
+        if os.path.lexists(path):
+            errors["pci.%s" % name] = "sysfs %s: %s" % (name, exc.reason)
+        return None
+    value = parse_hex(text, width)
+    if value is None or (width and len(value) > width + 2):
+        errors["pci.%s" % name] = "sysfs %s: not a hex id of %d digits" % (name, width)
+        return None
+    return value
 
 
 def _readlink(path):
@@ -133,20 +152,22 @@ def read_device(dev_dir, bus_id, names):
     kind = classify(NVIDIA_VENDOR_ID, pci_class)
     if kind is None:
         return None
-    device_id = parse_hex(_read(os.path.join(dev_dir, "device")), 4)
+    errors = {}
+    device_id = _read_checked(dev_dir, "device", errors, 4)
     group = link_basename(_readlink(os.path.join(dev_dir, "iommu_group")))
     return {
         "kind": kind,
         "bus_id": normalize_bus_id(bus_id),
         "vendor_id": NVIDIA_VENDOR_ID,
         "device_id": device_id,
-        "subsystem_vendor_id": parse_hex(_read(os.path.join(dev_dir, "subsystem_vendor")), 4),
-        "subsystem_device_id": parse_hex(_read(os.path.join(dev_dir, "subsystem_device")), 4),
+        "subsystem_vendor_id": _read_checked(dev_dir, "subsystem_vendor", errors, 4),
+        "subsystem_device_id": _read_checked(dev_dir, "subsystem_device", errors, 4),
         "class": pci_class,
         "product": names.lookup(device_id) if device_id else None,
         "driver": link_basename(_readlink(os.path.join(dev_dir, "driver"))),
         "numa_node": parse_int(_read(os.path.join(dev_dir, "numa_node"))),
         "iommu_group": parse_int(group) if group else None,
+        "errors": errors,
     }
 
 
@@ -162,8 +183,10 @@ def scan_pci(host_root="/", names=None):
         entries = os.listdir(base)
     except (IOError, OSError) as exc:
         return [], "cannot list %s: %s" % (base, exc.strerror or exc)
+    if len(entries) > MAX_PCI_ENTRIES:
+        return [], "%s lists %d entries: not a PCI device folder" % (base, len(entries))
     devices = []
-    for entry in entries:
+    for entry in sorted(entries):
         dev_dir = os.path.join(base, entry)
         vendor = parse_hex(_read(os.path.join(dev_dir, "vendor")), 4)
         if vendor != NVIDIA_VENDOR_ID:

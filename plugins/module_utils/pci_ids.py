@@ -13,6 +13,8 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.gpuops.cluster.plugins.module_utils._fileio import DATA_LIMIT, ReadError, read_bytes
+
 NVIDIA_VENDOR_ID = "0x10de"
 
 # device id (lower-case hex, no 0x) -> (product, architecture)
@@ -129,9 +131,8 @@ def read_pci_ids(host_root):
     for rel in PCI_IDS_PATHS:
         path = os.path.join(host_root, rel)
         try:
-            with open(path, "r", encoding="utf-8", errors="replace") as handle:
-                return parse_pci_ids(handle.read())
-        except (IOError, OSError):
+            return parse_pci_ids(read_bytes(path, DATA_LIMIT).decode("utf-8", "replace"))
+        except ReadError:
             continue
     return {}
 

@@ -45,6 +45,7 @@ options:
         counts GPU processes; C(telemetry) adds memory, temperature and power.
       - C(mig), C(processes) and C(telemetry) need NVML, so asking for any of them reads NVML
         as C(nvml) does.
+      - At least one; C([]) is refused (it would report no GPU on a host full of them).
     type: list
     elements: str
     choices: [pci, nvml, mig, processes, telemetry]
@@ -56,7 +57,9 @@ options:
       - NVML itself always talks to the driver of the machine the module runs on.
       - When not set, the E(GPUOPS_HOST_ROOT) environment variable is used if present (the
         sandbox sets it per simulated host).
-      - Must be an existing directory, else the module fails naming this option.
+      - Must be an absolute path to an existing directory holding C(sys) or C(proc); it is
+        resolved (symbolic links, C(..)) before use, else the module fails naming this option.
+        A relative path is refused (it would be relative to the module's temporary folder).
     type: path
     default: /
   nvlink:
@@ -64,8 +67,20 @@ options:
       - Count the active NVLinks of each GPU (C(nvlinks_active)).
     type: bool
     default: true
+extends_documentation_fragment:
+  - gpuops.cluster.attributes
+  - gpuops.cluster.attributes.FACTS
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads, so RV(ignore:changed) is always false.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 notes:
-  - Supports check mode; the module only reads, so C(changed) is always false.
+  - Every file is read with a size limit and only if it is a regular file (a FIFO or a device
+    standing where a sysfs attribute should be is reported, never read forever).
   - Non-root users see everything except what the driver restricts (NVML then reports
     NO_PERMISSION on that field, listed in C(errors)).
 requirements:
@@ -639,6 +654,7 @@ ansible_facts:
 import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback  # noqa: E402
+from ansible_collections.gpuops.cluster.plugins.module_utils._fileio import resolve_root  # noqa: E402
 from ansible_collections.gpuops.cluster.plugins.module_utils.gpu_probe import probe  # noqa: E402
 
 COLLECT = ["pci", "nvml", "mig", "processes", "telemetry"]
@@ -653,11 +669,17 @@ def main():
         ),
         supports_check_mode=True,
     )
-    host_root = module.params["host_root"]
-    if not os.path.isdir(host_root):
+    if not module.params["collect"]:
+        module.fail_json(msg="collect: must name at least one of %s" % ", ".join(COLLECT))
+    try:
+        host_root = resolve_root(module.params["host_root"])
+    except ValueError as exc:
         # A mistyped root would otherwise look like a host without GPUs.
+        module.fail_json(msg="host_root: %s; give the absolute folder that stands for the host's /" % exc)
+    if not (os.path.isdir(os.path.join(host_root, "sys")) or os.path.isdir(os.path.join(host_root, "proc"))):
         module.fail_json(
-            msg="host_root: %s is not a directory; give the folder that stands for the host's /" % host_root
+            msg="host_root: %s has neither sys/ nor proc/: not a host's root; give the folder that stands for "
+            "the host's /" % host_root
         )
     facts, warnings = probe(
         host_root=host_root,

@@ -22,17 +22,24 @@ description:
   - The wanted state is either O(layout) (the same on every selected GPU) or a named config of
     a mig-parted v1 file (O(config_file) + O(config_name)), so GPU Operator mig-manager
     configs are reused unchanged.
-  - Every selected GPU is validated and planned before anything changes; bad input (unknown
-    profile, over a profile's maximum count, no room, a config name not in the file, a GPU
-    selector matching nothing) fails naming the option and what is allowed, with no change.
+  - Every option is validated and every selected GPU planned before anything changes; bad input
+    (unknown profile, over a profile's maximum count, no room, a config name not in the file, a
+    GPU selector matching nothing, C(gpus=[]), a config entry naming a GPU index the host does
+    not have, a GPU matched by two entries, an empty O(config_file), out-of-range numbers)
+    fails naming the option and what is allowed, with no change. Errors about a config file
+    name the file and the key path, never its content.
   - An instance with running processes is never destroyed unless O(force=true); without it the
     module fails naming the GPU (index and UUID), the instance (profile, placement, GPU instance
     id) and the PIDs.
-  - When a step fails half-way (for example NVML_ERROR_INSUFFICIENT_RESOURCES), the GPU is
-    rolled back to its previous layout (what was created is destroyed, what was destroyed is
-    re-created at the same placements) and the module fails saying which steps ran, which
-    failed and what was undone. If the rollback fails too, the message says so loudly with
-    the layout the GPU was left in. GPUs after the failing one are not touched.
+  - Every NVML call is checked. When any call fails half-way (a create with
+    NVML_ERROR_INSUFFICIENT_RESOURCES, a mode change, even the read of a new instance's id),
+    the GPU is rolled back to its previous state (what was created is destroyed, what was
+    destroyed is re-created at the same placements, a mode change is set back) and the module
+    fails naming the GPU, the call and the error, which steps ran and what was undone. If the
+    rollback fails too, the message says so loudly with the layout the GPU was left in. GPUs
+    after the failing one are not touched. RV(changed) compares the state read back with the
+    state before (a rollback that re-made instances is a change, since their MIG device UUIDs
+    are new).
   - A lost GPU (NVML_ERROR_GPU_IS_LOST) is reported in RV(failed_gpus) and makes the module
     fail, after the other selected GPUs were configured; nothing is attempted on the lost GPU.
   - MIG profiles are resolved by name on each GPU. A GPU model missing from the collection's
@@ -75,11 +82,20 @@ options:
       - A Kubernetes ConfigMap holding such a file under C(data.config.yaml) (how the GPU
         Operator ships C(default-mig-parted-config)) is read as that file.
       - Needs PyYAML on the managed host.
+      - The file is read on the managed host, at most 1 MiB.
     type: path
+  config:
+    description:
+      - An inline mig-parted v1 config (C(version), C(mig-configs)), as O(config_file) holds
+        it. The C(gpuops.cluster.mig) role passes its validated plan for the host this way (and
+        writes the same entries to the file its boot-time unit applies).
+      - Mutually exclusive with O(layout) and O(config_file).
+    type: dict
+    version_added: 0.2.0
   config_name:
     description:
-      - Name of the config in O(config_file) (for example C(all-balanced)). Required with
-        O(config_file).
+      - Name of the config in O(config_file) or O(config) (for example C(all-balanced)).
+        Required with either, not allowed without.
     type: str
   mig_enabled:
     description:
@@ -104,7 +120,9 @@ options:
     description:
       - Command (argv list) that resets one GPU, for O(reset_policy=if_idle). NVML has no GPU
         reset call; C(nvidia-smi --gpu-reset) is what NVIDIA's tools use.
-      - C({uuid}), C({index}) and C({bus_id}) in an item are replaced with the GPU's values.
+      - C({uuid}), C({index}) and C({bus_id}) in an item are replaced with the GPU's values;
+        no other C({...}) placeholder is allowed. At most 64 items, none empty, none with a
+        NUL or line break. The command runs without a shell.
     type: list
     elements: str
     default: [nvidia-smi, --gpu-reset, -i, "{uuid}"]
@@ -121,18 +139,28 @@ options:
   force_timeout:
     description:
       - Seconds to wait for processes to go with O(force=true) (SIGTERM for half, SIGKILL for
-        the other half).
+        the other half). 0 to 3600.
     type: int
     default: 30
+extends_documentation_fragment:
+  - gpuops.cluster.attributes
+attributes:
+  check_mode:
+    support: full
+    details: No NVML change; the plan is the result and RV(changed) says whether anything would change.
+  diff_mode:
+    support: full
+    details: The layout per GPU before and after.
+  platform:
+    platforms: posix
 notes:
-  - Supports check mode (no NVML change; the plan is the result and RV(changed) says whether
-    anything would change) and diff mode (the layout per GPU before and after).
   - Ampere GPUs keep MIG mode across reboots (it lives in the InfoROM); Hopper and later come
     back with MIG off. GPU and compute instances never survive a reset or reboot on any GPU;
     re-apply the layout at boot (the C(gpuops.cluster.mig) role installs a unit that does).
   - Needs root (or the MIG capability files under C(/proc/driver/nvidia/capabilities/mig)).
 requirements:
   - nvidia-ml-py on the managed host.
+  - PyYAML on the managed host, for O(config_file).
 seealso:
   - name: NVIDIA MIG user guide
     description: MIG profiles, placements and modes.
@@ -165,6 +193,17 @@ EXAMPLES = r"""
   gpuops.cluster.mig_partition:
     config_file: /etc/nvidia-mig-manager/config.yaml
     config_name: all-balanced
+
+- name: The same entries inline (what the gpuops.cluster.mig role passes)
+  gpuops.cluster.mig_partition:
+    config_name: gpuops-all-3g.20gb-x2
+    config:
+      version: v1
+      mig-configs:
+        gpuops-all-3g.20gb-x2:
+          - devices: all
+            mig-enabled: true
+            mig-devices: {3g.20gb: 2}
 
 - name: Turn MIG off, resetting idle GPUs so it takes effect now
   gpuops.cluster.mig_partition:
@@ -294,67 +333,44 @@ apply:
   elements: dict
 """
 
-import traceback  # noqa: E402
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
-from ansible_collections.gpuops.cluster.plugins.module_utils import mig as mig_plan  # noqa: E402
-from ansible_collections.gpuops.cluster.plugins.module_utils.mig_apply import MigRunError, converge  # noqa: E402
+from ansible_collections.gpuops.cluster.plugins.module_utils._fileio import CONFIG_LIMIT, ReadError, read_text  # noqa: E402
+from ansible_collections.gpuops.cluster.plugins.module_utils.mig.parted import (  # noqa: E402
+    YAML_IMPORT_ERROR,
+    MigConfigError,
+    parse_mig_parted_config,
+)
+from ansible_collections.gpuops.cluster.plugins.module_utils.mig.reset import (  # noqa: E402
+    DEFAULT_RESET_COMMAND,
+    make_reset_runner,
+)
+from ansible_collections.gpuops.cluster.plugins.module_utils.mig.runner import MigRunError, converge  # noqa: E402
+from ansible_collections.gpuops.cluster.plugins.module_utils.mig.selection import (  # noqa: E402
+    MigParamError,
+    validate_params,
+)
 
-try:
-    import yaml
 
-    YAML_IMPORT_ERROR = None
-except ImportError:  # pragma: no cover
-    yaml = None
-    YAML_IMPORT_ERROR = traceback.format_exc()
-
-
-def _reset_runner(module):
-    def reset(gpu):
-        values = {"uuid": gpu.get("uuid") or "", "index": str(gpu["index"]), "bus_id": gpu.get("bus_id") or ""}
-        argv = [
-            item.replace("{uuid}", values["uuid"])
-            .replace("{index}", values["index"])
-            .replace("{bus_id}", values["bus_id"])
-            for item in module.params["reset_command"]
-        ]
-        rc, out, err = module.run_command(argv)
-        if rc != 0:
-            return "%s exited %d: %s" % (" ".join(argv), rc, (err or out).strip())
+def _load_config(module, params):
+    """The parsed config of config_file or config; errors name the file and key path only."""
+    if params.get("config") is not None:
+        try:
+            return parse_mig_parted_config(params["config"], source="config")
+        except MigConfigError as exc:
+            module.fail_json(msg="%s; nothing changed" % exc)
+    path = params.get("config_file")
+    if path is None:
         return None
-
-    return reset
-
-
-def _load_config(module):
-    path = module.params["config_file"]
-    if yaml is None:
+    if YAML_IMPORT_ERROR is not None:
         module.fail_json(msg=missing_required_lib("PyYAML (for config_file)"), exception=YAML_IMPORT_ERROR)
     try:
-        with open(path) as handle:
-            data = yaml.safe_load(handle)
-    except (IOError, OSError) as exc:
-        module.fail_json(msg="config_file: cannot read %s: %s" % (path, exc))
-    except yaml.YAMLError as exc:
-        module.fail_json(msg="config_file: %s is not valid YAML: %s" % (path, exc))
-    if isinstance(data, dict) and data.get("kind") == "ConfigMap":
-        # The GPU Operator ships its configs as a ConfigMap: take its config.yaml as is.
-        entries = data.get("data") or {}
-        text = entries.get("config.yaml")
-        if text is None and len(entries) == 1:
-            text = next(iter(entries.values()))
-        if not isinstance(text, str):
-            module.fail_json(
-                msg="config_file: %s is a ConfigMap without a config.yaml key; keys: %s" % (path, ", ".join(entries))
-            )
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            module.fail_json(msg="config_file: %s data.config.yaml is not valid YAML: %s" % (path, exc))
+        text = read_text(path, CONFIG_LIMIT)
+    except ReadError as exc:
+        module.fail_json(msg="config_file: cannot read %s: %s; nothing changed" % (path, exc.reason))
     try:
-        return mig_plan.parse_mig_parted_config(data)
-    except mig_plan.MigConfigError as exc:
-        module.fail_json(msg="config_file %s: %s" % (path, exc))
+        return parse_mig_parted_config(text, source="config_file %s" % path)
+    except MigConfigError as exc:
+        module.fail_json(msg="%s; nothing changed" % exc)
 
 
 def main():
@@ -364,29 +380,38 @@ def main():
             device_filter=dict(type="list", elements="str"),
             layout=dict(type="dict"),
             config_file=dict(type="path"),
+            config=dict(type="dict"),
             config_name=dict(type="str"),
             mig_enabled=dict(type="bool", default=True),
             reset_policy=dict(type="str", choices=["never", "if_idle"], default="never"),
-            reset_command=dict(type="list", elements="str", default=["nvidia-smi", "--gpu-reset", "-i", "{uuid}"]),
+            reset_command=dict(type="list", elements="str", default=list(DEFAULT_RESET_COMMAND)),
             force=dict(type="bool", default=False),
             force_timeout=dict(type="int", default=30),
         ),
-        mutually_exclusive=[("layout", "config_file")],
-        required_together=[("config_file", "config_name")],
+        mutually_exclusive=[("layout", "config_file", "config")],
         supports_check_mode=True,
     )
-    params = dict(module.params)
-    if params["layout"] is not None and not params["mig_enabled"]:
-        if params["layout"]:
-            module.fail_json(msg="layout: must be empty or left out with mig_enabled: false (MIG off has no instances)")
-        params["layout"] = None
-    if params["force_timeout"] < 0:
-        module.fail_json(msg="force_timeout: must be 0 or more seconds, got %d" % params["force_timeout"])
-    config = _load_config(module) if params["config_file"] else None
+    try:
+        params = validate_params(module.params)
+    except MigParamError as exc:
+        module.fail_json(msg="%s; nothing changed" % exc)
+    config = _load_config(module, params)
+    if params.get("config_file") is not None:
+        params["_config_source"] = "config_file %s" % params["config_file"]
+
+    def run(argv):
+        return module.run_command(argv)
 
     try:
-        result = converge(params, check_mode=module.check_mode, reset_gpu=_reset_runner(module), config=config)
+        result = converge(
+            params,
+            check_mode=module.check_mode,
+            reset_gpu=make_reset_runner(params["reset_command"], run),
+            config=config,
+        )
     except MigRunError as exc:
+        if exc.missing_library:
+            module.fail_json(msg=missing_required_lib("nvidia-ml-py"), exception=exc.import_traceback)
         failed = dict(exc.result)
         failed.pop("msg", None)
         if not module._diff:

@@ -20,6 +20,8 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.gpuops.cluster.plugins.plugin_utils.config_formats import deb822_value
+
 SOURCES = ("distribution", "nvidia_repo")
 BUILDS = ("auto", "dkms", "precompiled")
 PROFILES = ("compute", "full")
@@ -645,12 +647,12 @@ def render_deb822(stanzas):
     for stanza in stanzas:
         lines = [
             "Types: deb",
-            "URIs: %s" % stanza["uris"],
-            "Suites: %s" % stanza["suites"],
-            "Components: %s" % " ".join(stanza["components"]),
+            "URIs: %s" % deb822_value(stanza["uris"], "URIs"),
+            "Suites: %s" % deb822_value(stanza["suites"], "Suites"),
+            "Components: %s" % deb822_value(" ".join(stanza["components"]), "Components"),
         ]
         if stanza.get("signed_by"):
-            lines.append("Signed-By: %s" % stanza["signed_by"])
+            lines.append("Signed-By: %s" % deb822_value(stanza["signed_by"], "Signed-By"))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + ("\n" if blocks else "")
 
@@ -717,54 +719,3 @@ def reboot_decision(module_loadable, loaded_state, loaded_version, installed_ver
 
 
 # ---------------------------------------------------------------- one-shot host probe
-
-
-def parse_host_probe(text):
-    """Parse the role's probe script output (sections '== name', see roles/nvidia_driver/tasks/probe.yml).
-
-    Returns {virt_rc, virt, packages: {name: [{version}]} (installed only, the shape of
-    ansible_facts.packages), selections: {name: install|hold|...}, persistenced: is-enabled answer,
-    files: {path: {mode, owner, group, sha1}} for the role's files that exist}.
-    """
-    sections = {}
-    current = None
-    for line in (text or "").splitlines():
-        if line.startswith("== "):
-            current = line[3:].strip()
-            sections[current] = []
-        elif current is not None:
-            sections[current].append(line)
-    virt_rc, virt = 127, ""
-    for line in sections.get("virt", []):
-        if line.startswith("rc="):
-            try:
-                virt_rc = int(line[3:])
-            except ValueError:
-                virt_rc = 127
-        elif line.strip():
-            virt = line.strip()
-    packages, selections = {}, {}
-    for line in sections.get("packages", []):
-        fields = line.split("\t")
-        if len(fields) < 3 or not fields[0]:
-            continue
-        name, version, status = fields[0], fields[1], fields[2].split()
-        if len(status) == 3 and status[2] == "installed":
-            packages.setdefault(name, []).append({"version": version})
-            selections[name] = status[0]
-    persistenced = " ".join(sections.get("persistenced", [])).strip() or "unknown"
-    files = {}
-    for line in sections.get("files", []):
-        fields = line.split("\t")
-        if len(fields) == 3 and fields[1].count(":") == 2:
-            mode, owner, group = fields[1].split(":")
-            sha1 = fields[2].split()[0] if fields[2].strip() else ""
-            files[fields[0]] = {"mode": mode, "owner": owner, "group": group, "sha1": sha1}
-    return {
-        "files": files,
-        "virt_rc": virt_rc,
-        "virt": virt,
-        "packages": packages,
-        "selections": selections,
-        "persistenced": persistenced,
-    }

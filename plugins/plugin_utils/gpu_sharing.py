@@ -29,7 +29,19 @@ import json
 import re
 
 # Shared with the MIG planning filters: strict int checks (bool is not an int here).
-from ansible_collections.gpuops.cluster.plugins.plugin_utils.mig_layouts import _is_int
+from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import is_int as _is_int
+from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import shown
+from ansible_collections.gpuops.cluster.plugins.plugin_utils.operator_config import (
+    LABEL_SHARING,
+    label_changes,
+    retained,
+)
+from ansible_collections.gpuops.cluster.plugins.plugin_utils.operator_config import (
+    clusterpolicy_patch as _policy_patch,
+)
+from ansible_collections.gpuops.cluster.plugins.plugin_utils.operator_config import (
+    configmap as _configmap,
+)
 
 try:
     import yaml
@@ -40,7 +52,11 @@ STRATEGIES = ("none", "time-slicing", "mps")
 SHARING_KEYS = {"time-slicing": "timeSlicing", "mps": "mps"}
 DEFAULT_RESOURCE = "nvidia.com/gpu"
 DEFAULT_CONFIG = "default"
-NODE_LABEL = "nvidia.com/device-plugin.config"
+NODE_LABEL = LABEL_SHARING
+# The device plugin's own limits are far above these; a GPU advertised more than 128 times, or
+# 1e12 times (4x10^12 GPUs on a 4-GPU node), is a typo.
+MAX_REPLICAS = 128
+MAX_RESOURCES = 32
 # ConfigMap keys and label values: at most 63 characters, alphanumerics, '-', '_' and '.' inside.
 _NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 # nvidia.com/gpu, nvidia.com/mig-1g.10gb, nvidia.com/gpu.shared
@@ -58,12 +74,14 @@ def _resources(request, strategy):
     if not isinstance(custom, list):
         raise SharingError("gpu_sharing_resources: must be a list of {name, replicas, rename, devices}")
     if not custom:
-        if not _is_int(replicas) or replicas < 2:
+        if not _is_int(replicas) or not 2 <= replicas <= MAX_REPLICAS:
             raise SharingError(
-                "gpu_sharing_replicas: must be an int >= 2 for %s (each GPU is advertised that many times), got %r"
-                % (strategy, replicas)
+                "gpu_sharing_replicas: must be an int >= 2 and <= %d for %s (each GPU is advertised that many "
+                "times), got %s" % (MAX_REPLICAS, strategy, shown(replicas))
             )
         return [{"name": DEFAULT_RESOURCE, "replicas": replicas}]
+    if len(custom) > MAX_RESOURCES:
+        raise SharingError("gpu_sharing_resources: at most %d resources" % MAX_RESOURCES)
     result = []
     seen = set()
     for index, item in enumerate(custom):
@@ -76,28 +94,40 @@ def _resources(request, strategy):
         name = item.get("name")
         if not isinstance(name, str) or not _RESOURCE.match(name):
             raise SharingError(
-                "%s.name: %r is not a device plugin resource (nvidia.com/gpu or nvidia.com/mig-<profile>)"
-                % (where, name)
+                "%s.name: %s is not a device plugin resource (nvidia.com/gpu or nvidia.com/mig-<profile>)"
+                % (where, shown(name))
             )
         if name in seen:
             raise SharingError("%s.name: %s is listed twice" % (where, name))
         seen.add(name)
         count = item.get("replicas")
-        if not _is_int(count) or count < 2:
-            raise SharingError("%s.replicas: must be an int >= 2, got %r" % (where, count))
+        if not _is_int(count) or not 2 <= count <= MAX_REPLICAS:
+            raise SharingError(
+                "%s.replicas: must be an int >= 2 and <= %d, got %s" % (where, MAX_REPLICAS, shown(count))
+            )
         entry = {"name": name, "replicas": count}
         if item.get("rename") not in (None, ""):
             rename = item["rename"]
-            if not isinstance(rename, str) or not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", rename):
-                raise SharingError("%s.rename: %r is not a resource name suffix like gpu.shared" % (where, rename))
+            if not isinstance(rename, str) or not re.match(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$", rename):
+                raise SharingError(
+                    "%s.rename: %s is not a resource name suffix like gpu.shared" % (where, shown(rename))
+                )
             entry["rename"] = rename
         if item.get("devices") not in (None, ""):
             devices = item["devices"]
             if devices != "all" and not (
-                isinstance(devices, list) and devices and all(_is_int(d) or isinstance(d, str) for d in devices)
+                isinstance(devices, list)
+                and devices
+                and len(devices) <= 1024
+                and all(
+                    (_is_int(d) and 0 <= d <= 1023)
+                    or (isinstance(d, str) and re.match(r"^(GPU|MIG)-[0-9a-fA-F-]{1,64}$", d))
+                    for d in devices
+                )
             ):
                 raise SharingError(
-                    "%s.devices: must be 'all' or a list of GPU indices/UUIDs, got %r" % (where, devices)
+                    "%s.devices: must be 'all' or a list of GPU indices (0-1023) or GPU/MIG UUIDs, got %s"
+                    % (where, shown(devices))
                 )
             entry["devices"] = devices
         result.append(entry)
@@ -108,15 +138,17 @@ def sharing_config(request):
     """The device-plugin v1 config (a mapping) for one request, or None for strategy none."""
     strategy = request.get("strategy", "none")
     if strategy not in STRATEGIES:
-        raise SharingError("gpu_sharing_strategy: %r is not one of %s" % (strategy, ", ".join(STRATEGIES)))
+        raise SharingError("gpu_sharing_strategy: %s is not one of %s" % (shown(strategy), ", ".join(STRATEGIES)))
     if strategy == "none":
         return None
     rename = request.get("rename_by_default", False)
     if not isinstance(rename, bool):
-        raise SharingError("gpu_sharing_rename_by_default: must be true or false, got %r" % (rename,))
+        raise SharingError("gpu_sharing_rename_by_default: must be true or false, got %s" % shown(rename))
     fail_many = request.get("fail_requests_greater_than_one", False)
     if not isinstance(fail_many, bool):
-        raise SharingError("gpu_sharing_fail_requests_greater_than_one: must be true or false, got %r" % (fail_many,))
+        raise SharingError(
+            "gpu_sharing_fail_requests_greater_than_one: must be true or false, got %s" % shown(fail_many)
+        )
     body = {"renameByDefault": rename}
     if strategy == "time-slicing":
         body["failRequestsGreaterThanOne"] = fail_many
@@ -162,6 +194,24 @@ def _mig_in_use(request, gpu_facts):
     return None
 
 
+# Bounds of the role's wait settings (seconds).
+WAIT_RANGES = {
+    "wait_timeout": ("gpu_sharing_wait_timeout", 0, 86400),
+    "wait_delay": ("gpu_sharing_wait_delay", 1, 3600),
+}
+
+
+def _check_waits(request):
+    for key, (variable, low, high) in WAIT_RANGES.items():
+        if key not in request:
+            continue
+        value = request[key]
+        if isinstance(value, str) and re.match(r"^-?[0-9]{1,6}$", value):
+            value = int(value)
+        if not _is_int(value) or not low <= value <= high:
+            raise SharingError("%s: %s is out of range; allowed: %d-%d" % (variable, shown(value), low, high))
+
+
 def plan_sharing(hosts, default_config=DEFAULT_CONFIG):
     """Validate every host and group them by config.
 
@@ -188,6 +238,7 @@ def plan_sharing(hosts, default_config=DEFAULT_CONFIG):
             errors.append("%s: the gpu_sharing role did not collect its variables (not in the play?)" % host)
             continue
         try:
+            _check_waits(request)
             config = sharing_config(request)
             name = None
             if config is not None:
@@ -202,8 +253,8 @@ def plan_sharing(hosts, default_config=DEFAULT_CONFIG):
                 explicit = request.get("config_name") or ""
                 if explicit and (not isinstance(explicit, str) or not _NAME.match(explicit)):
                     raise SharingError(
-                        "gpu_sharing_config_name: %r is not a valid name (up to 63 letters, digits, '-', '_', '.')"
-                        % (explicit,)
+                        "gpu_sharing_config_name: %s is not a valid name (up to 63 letters, digits, '-', '_', '.')"
+                        % shown(explicit)
                     )
                 name = explicit or config_name_for(config)
                 if name == default_config:
@@ -241,21 +292,26 @@ def render_configmap_data(configs, default_config=DEFAULT_CONFIG):
     return data
 
 
-def render_configmap(configs, name, namespace, default_config=DEFAULT_CONFIG, labels=None):
-    metadata = {"name": name, "namespace": namespace}
-    if labels:
-        metadata["labels"] = dict(labels)
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata,
-        "data": render_configmap_data(configs, default_config),
-    }
+def render_configmap(
+    configs, name, namespace, default_config=DEFAULT_CONFIG, labels=None, nodes=None, existing=None, managed=()
+):
+    """The device-plugin ConfigMap: exactly the plan's configs and the default, plus the keys of
+    the ``existing`` data that nodes outside the plan (``managed``) still name in their label."""
+    data = render_configmap_data(configs, default_config)
+    existing = existing or {}
+    for key in retained(nodes, NODE_LABEL, managed, [k for k in existing if k not in data]):
+        data[key] = existing[key]
+    return _configmap(name, namespace, data, labels)
+
+
+def node_label_changes(plan, nodes):
+    """The nvidia.com/device-plugin.config patches the plan needs (None removes the label)."""
+    return label_changes(nodes, plan["nodes"], NODE_LABEL)
 
 
 def clusterpolicy_patch(configmap_name, default_config=DEFAULT_CONFIG):
     """Merge patch: the device plugin reads our ConfigMap, unlabelled nodes get the default."""
-    return {"spec": {"devicePlugin": {"config": {"name": configmap_name, "default": default_config}}}}
+    return _policy_patch("devicePlugin", configmap_name, default_config)
 
 
 def expected_allocatable(config, gpu_count):

@@ -26,15 +26,40 @@ __metaclass__ = type
 
 import hashlib
 import json
+import os
 import re
 
-from ansible_collections.gpuops.cluster.plugins.module_utils.mig import (
-    MigLayoutError,
+from ansible_collections.gpuops.cluster.plugins.module_utils._fileio import CONFIG_LIMIT, ReadError, read_text
+from ansible_collections.gpuops.cluster.plugins.module_utils.mig.catalog import find_model
+from ansible_collections.gpuops.cluster.plugins.module_utils.mig.parted import (
+    MigConfigError,
+    load_config_text,
     parse_mig_parted_config,
-    plan_layout_for_model,
     resolve_mig_config,
 )
-from ansible_collections.gpuops.cluster.plugins.module_utils.mig_catalog import find_model
+from ansible_collections.gpuops.cluster.plugins.module_utils.mig.planner import MigLayoutError, plan_layout_for_model
+from ansible_collections.gpuops.cluster.plugins.module_utils.mig.selection import (
+    RESET_POLICIES,
+    MigParamError,
+    validate_reset_command,
+)
+from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import empty as _empty
+from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import is_int as _is_int
+from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import plain, shown
+from ansible_collections.gpuops.cluster.plugins.plugin_utils.config_formats import (
+    FormatError,
+    systemd_environment,
+    systemd_exec,
+    systemd_path,
+)
+from ansible_collections.gpuops.cluster.plugins.plugin_utils.operator_config import (
+    LABEL_MIG,
+    LABEL_MIG_STATE,
+    clusterpolicy_patch,
+    configmap,
+    label_changes,
+    retained,
+)
 
 try:
     import yaml
@@ -46,135 +71,76 @@ CONFIG_PREFIX = "gpuops-"
 # Kubernetes label values: at most 63 characters, alphanumerics, '-', '_' and '.' inside.
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _ENTRY_INDEX = re.compile(r"\[(\d+)\]$")
+_ENTRY_PATH = re.compile(r"mig-configs\.host\[(\d+)\]")
 NVIDIA_VENDOR = 0x10DE
+MAX_COUNT = 64
+MAX_GPU_INDEX = 1023
+
+__all__ = ["MigInventoryError", "MigLayoutError", "plain"]
 
 
 class MigInventoryError(ValueError):
     """One or more hosts declare MIG layouts that cannot be honoured; the message lists them all."""
 
 
-def plain(value):
-    """A deep copy made of plain dict/list/str/int/float/bool/None (Ansible passes tagged subclasses)."""
-    if isinstance(value, dict):
-        return {str(k) if isinstance(k, str) else k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str(value)
-    return value
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _empty(value):
-    return value is None or value == "" or value == {} or value == []
-
-
 def _layout_dict(value, where):
-    """A {profile: count} mapping as mig-parted writes it; counts must be plain ints."""
+    """A {profile: count} mapping as mig-parted writes it; counts must be plain ints 0-64."""
     if not isinstance(value, dict):
         raise MigLayoutError("%s: must be a mapping of MIG profile to count, got %s" % (where, type(value).__name__))
     result = {}
     for name, count in value.items():
         if not isinstance(name, str):
-            raise MigLayoutError("%s: profile names must be strings, got %r" % (where, name))
+            raise MigLayoutError("%s: profile names must be strings, got %s" % (where, shown(name)))
         if isinstance(count, dict):
             raise MigLayoutError(
                 "%s.%s: the role takes a count per profile (mig-parted format); compute-instance "
                 "profiles are for gpuops.cluster.mig_partition directly" % (where, name)
             )
-        if not _is_int(count) or count < 0:
-            raise MigLayoutError("%s.%s: count must be a non-negative int, got %r" % (where, name, count))
+        if not _is_int(count) or not 0 <= count <= MAX_COUNT:
+            raise MigLayoutError(
+                "%s.%s: count must be an integer 0-%d, got %s" % (where, name, MAX_COUNT, shown(count))
+            )
         result[name] = count
     return result
 
 
 def _load_config(request):
-    """The mig-parted config a host names, as a mapping; the source for messages."""
+    """The mig-parted config a host names, as a mapping; the source for messages.
+
+    ``mig_config_file`` is read here, on the controller, at most 1 MiB; errors name the file
+    and the key path, never the content.
+    """
     inline = request.get("parted_config")
-    text = request.get("config_text")
     path = request.get("config_file") or ""
-    if not _empty(inline) and not _empty(text):
+    if not _empty(inline) and path:
         raise MigLayoutError("mig_parted_config and mig_config_file: set one of them, not both")
     if not _empty(inline):
-        data, source = inline, "mig_parted_config"
-    elif not _empty(text):
-        source = "mig_config_file (%s)" % path if path else "mig_config_file"
-        if yaml is None:  # pragma: no cover
-            raise MigLayoutError("%s: PyYAML is needed to read it" % source)
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise MigLayoutError("%s: not valid YAML: %s" % (source, exc)) from exc
-    else:
+        return inline, "mig_parted_config"
+    if not path:
         raise MigLayoutError(
             "mig_config_name is set but no config holds it: set mig_parted_config (inline mig-parted v1) "
             "or mig_config_file (a mig-parted v1 file or a GPU Operator mig-parted ConfigMap)"
         )
-    # A GPU Operator ConfigMap (kind ConfigMap, data config.yaml) is accepted as it is.
-    if isinstance(data, dict) and data.get("kind") == "ConfigMap":
-        body = (data.get("data") or {}).get("config.yaml")
-        if not isinstance(body, str):
-            raise MigLayoutError("%s: a ConfigMap without a data.config.yaml key" % source)
-        data = yaml.safe_load(body)
-    return data, source
+    if not isinstance(path, str) or "\x00" in path or "\n" in path:
+        raise MigLayoutError("mig_config_file: must be a path without NUL or newline characters")
+    if not os.path.isabs(path):
+        path = os.path.join(request.get("base_dir") or os.getcwd(), path)
+    source = "mig_config_file %s" % path
+    try:
+        text = read_text(path, CONFIG_LIMIT)
+    except ReadError as exc:
+        raise MigLayoutError("%s: cannot read it: %s" % (source, exc.reason)) from None
+    try:
+        return load_config_text(text, source), source
+    except MigConfigError as exc:
+        raise MigLayoutError(str(exc)) from None
 
 
-def host_entries(request):
-    """The host's desired state as mig-parted v1 entries, with the variable each came from.
-
-    Returns ``(entries, sources)``, or ``(None, [])`` when the host declares nothing (MIG is not
-    managed there). Raises MigLayoutError naming the variable.
-    """
-    layout = request.get("layout")
-    config_name = request.get("config_name") or ""
-    gpu_layouts = request.get("gpu_layouts")
-    enabled = request.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise MigLayoutError("mig_enabled: must be true or false, got %r" % (enabled,))
-    if _empty(gpu_layouts):
-        gpu_layouts = []
-    if not isinstance(gpu_layouts, list):
-        raise MigLayoutError("mig_gpu_layouts: must be a list of {gpus, layout, mig_enabled}")
-    has_layout = not _empty(layout)
-    if has_layout and config_name:
-        raise MigLayoutError("mig_layout and mig_config_name: set one of them, not both")
-    if not enabled and (has_layout or config_name):
-        raise MigLayoutError(
-            "mig_enabled is false but %s is set: a layout needs MIG enabled"
-            % ("mig_layout" if has_layout else "mig_config_name")
-        )
+def _override_entries(gpu_layouts, indices):
+    """(entries, sources, claimed GPU indices) of mig_gpu_layouts; a GPU in two overrides is an error."""
     entries = []
     sources = []
-    if config_name:
-        if not isinstance(config_name, str):
-            raise MigLayoutError("mig_config_name: must be a string, got %r" % (config_name,))
-        data, source = _load_config(request)
-        try:
-            parsed = parse_mig_parted_config(data)
-        except MigLayoutError as exc:
-            raise MigLayoutError("%s: %s" % (source, exc)) from exc
-        if config_name not in parsed.configs:
-            raise MigLayoutError(
-                "mig_config_name: %r is not in %s; it has: %s" % (config_name, source, ", ".join(parsed.names))
-            )
-        for index, entry in enumerate(data["mig-configs"][config_name]):
-            entries.append(dict(entry))
-            sources.append("mig_config_name=%s (%s entry %d)" % (config_name, source, index))
-    elif has_layout:
-        entries.append({"devices": "all", "mig-enabled": True, "mig-devices": _layout_dict(layout, "mig_layout")})
-        sources.append("mig_layout")
-    elif not enabled:
-        entries.append({"devices": "all", "mig-enabled": False})
-        sources.append("mig_enabled")
+    claimed = {}
     for index, override in enumerate(gpu_layouts):
         where = "mig_gpu_layouts[%d]" % index
         if not isinstance(override, dict):
@@ -183,11 +149,26 @@ def host_entries(request):
         if unknown:
             raise MigLayoutError("%s.%s: unknown key; allowed: gpus, layout, mig_enabled" % (where, unknown[0]))
         gpus = override.get("gpus")
-        if not isinstance(gpus, list) or not gpus or not all(_is_int(g) and g >= 0 for g in gpus):
-            raise MigLayoutError("%s.gpus: must be a non-empty list of GPU indices, got %r" % (where, gpus))
+        if not isinstance(gpus, list) or not gpus or not all(_is_int(g) and 0 <= g <= MAX_GPU_INDEX for g in gpus):
+            raise MigLayoutError(
+                "%s.gpus: must be a non-empty list of GPU indices (0-%d), got %s" % (where, MAX_GPU_INDEX, shown(gpus))
+            )
+        for gpu in gpus:
+            if gpu in claimed:
+                raise MigLayoutError(
+                    "%s.gpus: GPU %d is already in %s; each GPU may have one override" % (where, gpu, claimed[gpu])
+                )
+            claimed[gpu] = where
+        if indices is not None:
+            missing = sorted(set(gpus) - set(indices))
+            if missing:
+                raise MigLayoutError(
+                    "%s.gpus: GPU %s not on this host; it has GPU indices %s"
+                    % (where, ", ".join(str(m) for m in missing), sorted(indices))
+                )
         on = override.get("mig_enabled", True)
         if not isinstance(on, bool):
-            raise MigLayoutError("%s.mig_enabled: must be true or false, got %r" % (where, on))
+            raise MigLayoutError("%s.mig_enabled: must be true or false, got %s" % (where, shown(on)))
         sub_layout = override.get("layout")
         if on:
             if sub_layout is None:
@@ -200,6 +181,77 @@ def host_entries(request):
             entry = {"devices": sorted(set(gpus)), "mig-enabled": False}
         entries.append(entry)
         sources.append(where)
+    return entries, sources, set(claimed)
+
+
+def host_entries(request, indices=None):
+    """The host's desired state as mig-parted v1 entries, with the variable each came from.
+
+    ``indices``: the host's GPU indices (from its facts). The entries are disjoint: a GPU that
+    has a ``mig_gpu_layouts`` override is taken out of the host-wide entry (``devices: all``
+    becomes the list of the other GPUs), so every GPU matches at most one entry, as
+    mig_partition and mig-parted require. Returns ``(entries, sources)``, or ``(None, [])`` when
+    the host declares nothing (MIG is not managed there). Raises MigLayoutError naming the variable.
+    """
+    layout = request.get("layout")
+    config_name = request.get("config_name") or ""
+    gpu_layouts = request.get("gpu_layouts")
+    enabled = request.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise MigLayoutError("mig_enabled: must be true or false, got %s" % shown(enabled))
+    if _empty(gpu_layouts):
+        gpu_layouts = []
+    if not isinstance(gpu_layouts, list):
+        raise MigLayoutError("mig_gpu_layouts: must be a list of {gpus, layout, mig_enabled}")
+    has_layout = not _empty(layout)
+    if has_layout and config_name:
+        raise MigLayoutError("mig_layout and mig_config_name: set one of them, not both")
+    if not enabled and (has_layout or config_name):
+        raise MigLayoutError(
+            "mig_enabled is false but %s is set: a layout needs MIG enabled"
+            % ("mig_layout" if has_layout else "mig_config_name")
+        )
+    base = []
+    base_sources = []
+    if config_name:
+        if not isinstance(config_name, str):
+            raise MigLayoutError("mig_config_name: must be a string, got %s" % shown(config_name))
+        data, source = _load_config(request)
+        try:
+            parsed = parse_mig_parted_config(data)
+        except MigLayoutError as exc:
+            raise MigLayoutError("%s: %s" % (source, exc)) from exc
+        if config_name not in parsed.configs:
+            raise MigLayoutError(
+                "mig_config_name: %s is not in %s; it has: %s" % (shown(config_name), source, ", ".join(parsed.names))
+            )
+        for index, entry in enumerate(parsed.configs[config_name]):
+            base.append(entry.to_dict())
+            base_sources.append("mig_config_name=%s (%s entry %d)" % (config_name, source, index))
+    elif has_layout:
+        base.append({"devices": "all", "mig-enabled": True, "mig-devices": _layout_dict(layout, "mig_layout")})
+        base_sources.append("mig_layout")
+    elif not enabled:
+        base.append({"devices": "all", "mig-enabled": False})
+        base_sources.append("mig_enabled")
+    overrides, override_sources, claimed = _override_entries(gpu_layouts, indices)
+    entries = []
+    sources = []
+    for entry, source in zip(base, base_sources):  # noqa: B905 (same length; py3.8)
+        if claimed:
+            devices = entry["devices"]
+            if devices == "all":
+                if indices is None:
+                    raise MigLayoutError("mig_gpu_layouts: the host's GPU indices are unknown (no gpu facts)")
+                devices = list(indices)
+            rest = [d for d in devices if d not in claimed]
+            if not rest:
+                continue
+            entry = dict(entry, devices=sorted(rest))
+        entries.append(entry)
+        sources.append(source)
+    entries.extend(overrides)
+    sources.extend(override_sources)
     if not entries:
         return None, []
     return entries, sources
@@ -256,18 +308,118 @@ def _source_of(entry_path, sources):
 
 
 def _with_source(text, sources):
-    """Replace the synthetic config path in a planner message by the variable the entry came from."""
-    match = re.search(r"mig-configs\.host\[(\d+)\]", text)
-    if match and int(match.group(1)) < len(sources):
-        return text[: match.start()] + sources[int(match.group(1))] + text[match.end() :]
+    """Replace the synthetic config paths in a planner message by the variables the entries came from."""
+
+    def name(match):
+        index = int(match.group(1))
+        return sources[index] if index < len(sources) else match.group(0)
+
+    return _ENTRY_PATH.sub(name, text)
+
+
+# Bounds of the role's numeric settings (seconds unless said otherwise).
+SETTING_RANGES = {
+    "reboot_timeout": ("mig_reboot_timeout", 60, 86400),
+    "boot_driver_wait": ("mig_boot_driver_wait", 0, 3600),
+    "drain_timeout": ("mig_drain_timeout", 0, 86400),
+    "drain_grace_period": ("mig_drain_grace_period", -1, 86400),
+    "operator_wait_timeout": ("mig_operator_wait_timeout", 0, 86400),
+    "operator_wait_delay": ("mig_operator_wait_delay", 1, 3600),
+    "force_timeout": ("mig_force_timeout", 0, 3600),
+}
+_BOOL_SETTINGS = {"force": "mig_force", "reboot": "mig_reboot", "boot_unit": "mig_boot_unit"}
+
+
+def _root(value):
+    """mig_host_root: an absolute, normalized path ('' for /)."""
+    if not isinstance(value, str) or not value:
+        raise MigLayoutError("mig_host_root: must be an absolute path (/ on real hosts)")
+    text = value.rstrip("/")
+    if text == "":
+        return ""
+    try:
+        systemd_path(text, "mig_host_root")
+    except FormatError as exc:
+        raise MigLayoutError(str(exc)) from None
+    if os.path.normpath(text) != text:
+        raise MigLayoutError("mig_host_root: must be a normalized absolute path (no '.', '..' or '//' components)")
     return text
 
 
+def host_settings(request):
+    """Validate the role's host-mode settings; returns what the boot unit and module calls use.
+
+    Every value that reaches the unit file goes through the systemd helpers here (so a line
+    break in mig_boot_environment or the reset command is refused before anything changes).
+    """
+    for key, (variable, low, high) in SETTING_RANGES.items():
+        if key not in request:
+            continue
+        value = request[key]
+        if isinstance(value, str) and re.match(r"^-?[0-9]{1,6}$", value):
+            value = int(value)
+        if not _is_int(value) or not low <= value <= high:
+            raise MigLayoutError("%s: %s is out of range; allowed: %d-%d" % (variable, shown(value), low, high))
+    for key, variable in _BOOL_SETTINGS.items():
+        if key in request and not isinstance(request[key], bool):
+            raise MigLayoutError("%s: must be true or false, got %s" % (variable, shown(request[key])))
+    policy = request.get("reset_policy", "if_idle")
+    if policy not in RESET_POLICIES:
+        raise MigLayoutError("mig_reset_policy: %s is not one of %s" % (shown(policy), ", ".join(RESET_POLICIES)))
+    command = request.get("reset_command") or []
+    if command:
+        try:
+            validate_reset_command(command, "mig_reset_command")
+        except MigParamError as exc:
+            raise MigLayoutError(str(exc)) from None
+    settings = {"root": _root(request.get("host_root", "/")), "reset_command": list(command), "reset_policy": policy}
+    try:
+        lib_dir = systemd_path(request.get("boot_lib_dir", "/usr/local/lib/gpuops"), "mig_boot_lib_dir")
+        config_dir = systemd_path(request.get("boot_config_dir", "/etc/gpuops"), "mig_boot_config_dir")
+        python = request.get("boot_python", "/usr/bin/python3")
+        systemd_path(python, "mig_boot_python")
+        environment = request.get("boot_environment") or {}
+        settings["boot_environment_lines"] = systemd_environment(environment, "mig_boot_environment")
+    except FormatError as exc:
+        raise MigLayoutError(str(exc)) from None
+    settings.update(boot_lib_dir=lib_dir.rstrip("/"), boot_config_dir=config_dir.rstrip("/"), boot_python=python)
+    return settings
+
+
+def boot_exec(plan, settings, driver_wait):
+    """ExecStart= of the boot unit: the launcher with the plan's config, GPUs and reset settings."""
+    argv = [
+        settings["boot_python"],
+        "%s/gpuops-mig-apply" % settings["boot_lib_dir"],
+        "--config",
+        "%s/mig-layout.yaml" % settings["boot_config_dir"],
+        "--config-name",
+        plan["config_name"],
+        "--gpus",
+        ",".join(plan["gpus"]),
+        "--reset-policy",
+        settings["reset_policy"],
+        "--driver-wait",
+        str(int(driver_wait)),
+    ]
+    if settings["reset_command"]:
+        argv += ["--reset-command", json.dumps(settings["reset_command"])]
+    try:
+        return systemd_exec(argv, "the boot unit's command")
+    except FormatError as exc:
+        raise MigLayoutError(str(exc)) from None
+
+
 def plan_host(host, request, gpu_facts):
-    """Validate one host's request against its facts. Returns the host's plan; raises MigLayoutError."""
+    """Validate one host's request against its facts. Returns the host's plan; raises MigLayoutError.
+
+    The plan carries what mig_partition applies as it is (``entries`` under ``config_name``,
+    on the GPUs of ``gpus``), what the boot unit applies (the same), and what the verification
+    expects per GPU (``expected``), all resolved by the same code as the module's.
+    """
     mode = request.get("mode", "host")
     if mode not in MODES:
-        raise MigLayoutError("mig_mode: %r is not one of %s" % (mode, ", ".join(MODES)))
+        raise MigLayoutError("mig_mode: %s is not one of %s" % (shown(mode), ", ".join(MODES)))
     plan = {
         "host": host,
         "mode": mode,
@@ -276,26 +428,22 @@ def plan_host(host, request, gpu_facts):
         "node_name": request.get("node_name") or host,
         "entries": None,
         "config_name": None,
-        "gpus": {},
-        "calls": [],
+        "gpus": ["all"],
+        "states": {},
         "expected": {},
         "warnings": [],
     }
     if mode == "none":
         return plan
-    entries, sources = host_entries(request)
+    if mode == "host":
+        plan["settings"] = host_settings(request)
+    facts = gpu_facts or {}
+    gpus = gpus_from_facts(facts)
+    indices = [g["index"] for g in gpus] if facts else None
+    entries, sources = host_entries(request, indices)
     if entries is None:
         return plan
     plan["managed"] = True
-    plan["entries"] = entries
-    plan["config_name"] = config_name_for(entries)
-    config = {"version": "v1", "mig-configs": {"host": entries}}
-    try:
-        parsed = parse_mig_parted_config(config)
-    except MigLayoutError as exc:
-        raise MigLayoutError(_with_source(str(exc), sources)) from exc
-
-    facts = gpu_facts or {}
     if not facts:
         raise MigLayoutError("no gpu facts: run gpuops.cluster.gpu_probe on the host first")
     nvml = facts.get("source") == "nvml"
@@ -305,42 +453,42 @@ def plan_host(host, request, gpu_facts):
             "mig_mode host needs NVML on the host, which is unavailable (%s): load the driver "
             "(gpuops.cluster.nvidia_driver) first, or use mig_mode operator" % reason
         )
-    gpus = gpus_from_facts(facts)
     if not gpus:
         raise MigLayoutError("%s is set but the host has no NVIDIA GPUs" % sources[0])
-    known = {g["index"] for g in gpus}
-    for index, entry in enumerate(entries):
-        if entry["devices"] != "all":
-            missing = sorted(set(entry["devices"]) - known)
-            if missing:
-                raise MigLayoutError(
-                    "%s: GPU index(es) %s do not exist; the host has GPUs %s" % (sources[index], missing, sorted(known))
-                )
+    try:
+        parsed = parse_mig_parted_config({"version": "v1", "mig-configs": {"host": entries}})
+    except MigLayoutError as exc:
+        raise MigLayoutError(_with_source(str(exc), sources)) from exc
+    plan["entries"] = entries
+    plan["config_name"] = config_name_for(entries)
+
     resolvable = []
+    skipped = []
     for gpu in gpus:
         lost = gpu.get("name") is None and nvml
         if lost:
-            plan["warnings"].append(
-                "%s: skipped, NVML cannot read it: %s" % (_describe_gpu(gpu), "; ".join(gpu["health_reasons"]) or "?")
-            )
-            plan["gpus"][gpu["index"]] = {"status": "skip", "reason": "unreadable: " + "; ".join(gpu["health_reasons"])}
+            reasons = "; ".join(gpu["health_reasons"]) or "?"
+            plan["warnings"].append("%s: skipped, NVML cannot read it: %s" % (_describe_gpu(gpu), reasons))
+            plan["states"][gpu["index"]] = {"status": "skip", "reason": "unreadable: " + reasons}
+            skipped.append(gpu["index"])
             continue
         model = find_model(gpu.get("name"), gpu.get("pci_device_id"))
         capable = gpu.get("mig_capable")
         if capable is None:  # PCI-only facts: the catalog says whether the model does MIG
             capable = model is not None
-        resolvable.append(dict(gpu, mig_capable=capable, pci_device_id=gpu["pci_device_id"] or 0))
+        resolvable.append(dict(gpu, mig_capable=capable))
     try:
-        resolved = resolve_mig_config(parsed, "host", resolvable)
+        resolved = resolve_mig_config(parsed, "host", resolvable, known_indices=indices)
     except MigLayoutError as exc:
         raise MigLayoutError(_with_source(str(exc), sources)) from exc
+    if skipped:
+        plan["gpus"] = [str(g["index"]) for g in resolvable]
     by_index = {g["index"]: g for g in resolvable}
-    groups = {}
     for index in sorted(resolved):
         state = resolved[index]
         gpu = by_index[index]
         source = _source_of(state.get("entry"), sources)
-        entry = {"status": state["status"], "reason": state["reason"], "source": source}
+        entry = {"status": state["status"], "reason": _with_source(state["reason"], sources), "source": source}
         if state["status"] == "configure":
             entry["mig_enabled"] = state["mig_enabled"]
             entry["layout"] = dict(state["layout"] or {})
@@ -359,20 +507,28 @@ def plan_host(host, request, gpu_facts):
                         raise MigLayoutError("%s on %s: %s" % (source, _describe_gpu(gpu), exc)) from exc
                     entry["placements"] = ["%s@%d" % p for p in placements]
                     entry["model"] = model.key
-            key = json.dumps([entry["mig_enabled"], sorted(entry["layout"].items())])
-            groups.setdefault(key, []).append(index)
             plan["expected"][index] = {
                 "mig_enabled": entry["mig_enabled"],
                 "layout": {k: v for k, v in sorted(entry["layout"].items()) if v},
             }
-        plan["gpus"][index] = entry
-    for key in sorted(groups, key=lambda k: groups[k][0]):
-        on, items = json.loads(key)
-        call = {"gpus": groups[key], "mig_enabled": on}
-        if on:
-            call["layout"] = dict(items)
-        plan["calls"].append(call)
+        plan["states"][index] = entry
+    if mode == "host":
+        plan["boot"] = {
+            "exec": boot_exec(plan, plan["settings"], request.get("boot_driver_wait", 120)),
+            "environment": plan["settings"]["boot_environment_lines"],
+            "layout_file": "%s/mig-layout.yaml" % plan["settings"]["boot_config_dir"],
+            "timeout": int(request.get("boot_driver_wait", 120)) + 300,
+        }
     return plan
+
+
+def partition_args(plan):
+    """The mig_partition options that apply a host's plan as it is (the role passes these)."""
+    return {
+        "config": {"version": "v1", "mig-configs": {plan["config_name"]: plan["entries"]}},
+        "config_name": plan["config_name"],
+        "gpus": list(plan["gpus"]),
+    }
 
 
 def plan_hosts(hosts):
@@ -492,25 +648,28 @@ def render_mig_parted_config(configs, include_disabled=True):
     return yaml.safe_dump(document, default_flow_style=False, sort_keys=False)
 
 
-def merge_existing(configs, existing_text):
-    """Our configs plus those of the ConfigMap already in the cluster that we do not redefine.
+def operator_configmap(plan_all, name, namespace, nodes=None, existing_text=None, labels=None):
+    """The mig-parted ConfigMap (key ``config.yaml``) for a plan: its configs, plus the configs of
+    the existing ConfigMap that nodes outside the plan still name in ``nvidia.com/mig.config``.
 
-    Nodes outside this run (``--limit``) may still be labelled with an older config: keeping the
-    existing entries means their label never points at a config that vanished.
+    Nothing else of the existing ConfigMap is kept: a config no node names any more is removed.
     """
-    merged = {}
+    configs = dict(plan_all["configs"])
     if existing_text:
         try:
             existing = parse_mig_parted_config(existing_text)
         except MigLayoutError:
             existing = None  # unreadable: ours replaces it
         if existing is not None:
-            document = yaml.safe_load(existing_text)
-            for name in existing.names:
-                if name != "all-disabled":
-                    merged[name] = document["mig-configs"][name]
-    merged.update(configs)
-    return merged
+            for config_name in retained(nodes, LABEL_MIG, plan_all.get("operator_nodes") or {}, existing.names):
+                if config_name not in configs and config_name != "all-disabled":
+                    configs[config_name] = [entry.to_dict() for entry in existing.configs[config_name]]
+    return configmap(name, namespace, {"config.yaml": render_mig_parted_config(configs)}, labels)
+
+
+def node_label_changes(plan_all, nodes):
+    """The nvidia.com/mig.config patches this plan needs (each resets the config state label)."""
+    return label_changes(nodes, plan_all.get("operator_nodes") or {}, LABEL_MIG, clear=(LABEL_MIG_STATE,))
 
 
 def operator_status(nodes, targets, state_label="nvidia.com/mig.config.state"):
@@ -547,19 +706,6 @@ def operator_status(nodes, targets, state_label="nvidia.com/mig.config.state"):
     return status
 
 
-def render_configmap(configs, name, namespace, labels=None):
-    """The mig-parted ConfigMap the GPU Operator's mig-manager reads (key ``config.yaml``)."""
-    metadata = {"name": name, "namespace": namespace}
-    if labels:
-        metadata["labels"] = dict(labels)
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata,
-        "data": {"config.yaml": render_mig_parted_config(configs)},
-    }
-
-
 def render_host_layout_file(plan):
     """mig-parted v1 text for /etc/gpuops/mig-layout.yaml: the host's one named config."""
     if not plan.get("managed"):
@@ -571,10 +717,10 @@ def render_host_layout_file(plan):
 
 def clusterpolicy_mig_patch(configmap_name, strategy=None):
     """Merge patch pointing the ClusterPolicy's mig-manager at our ConfigMap."""
-    spec = {"migManager": {"enabled": True, "config": {"name": configmap_name, "default": "all-disabled"}}}
+    extra = {"migManager": {"enabled": True}}
     if strategy:
-        spec["mig"] = {"strategy": strategy}
-    return {"spec": spec}
+        extra["mig"] = {"strategy": strategy}
+    return clusterpolicy_patch("migManager", configmap_name, "all-disabled", extra)
 
 
 def expected_from_facts(gpu_facts):

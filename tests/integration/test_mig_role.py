@@ -124,6 +124,48 @@ def pod_exists(core, name):
     return True
 
 
+def systemd_words(line, command=True):
+    """Split a unit's value the way systemd does (double quotes, C escapes, %%; $$ in command lines)."""
+    words, word, i, quoted, started = [], [], 0, False, False
+    while i < len(line):
+        ch = line[i]
+        if quoted:
+            if ch == "\\":
+                i += 1
+                word.append(line[i])
+            elif ch == '"':
+                quoted = False
+            else:
+                word.append(ch)
+        elif ch == '"':
+            quoted, started = True, True
+        elif ch == " ":
+            if started:
+                words.append("".join(word))
+            word, started = [], False
+        else:
+            word.append(ch)
+            started = True
+        i += 1
+    if started:
+        words.append("".join(word))
+    words = [w.replace("%%", "%") for w in words]
+    return [w.replace("$$", "$") for w in words] if command else words
+
+
+def unit_command(unit):
+    """(ExecStart argv, Environment) of a unit file's text."""
+    lines = unit.splitlines()
+    argv = systemd_words(next(line for line in lines if line.startswith("ExecStart="))[len("ExecStart=") :])
+    environment = {}
+    for line in lines:
+        if line.startswith("Environment="):
+            (assignment,) = systemd_words(line[len("Environment=") :], command=False)
+            key, value = assignment.split("=", 1)
+            environment[key] = value
+    return argv, environment
+
+
 def test_sandbox_group_layouts_are_what_the_tests_expect():
     a100 = yaml.safe_load((GROUP_VARS / "ng_a100_train.yml").read_text())
     assert a100["mig_mode"] == "host" and a100["mig_layout"] == BALANCED_A100
@@ -171,7 +213,9 @@ def test_host_mode_check_then_drain_apply_verify_uncordon_then_idempotent(sandbo
     layout_file = yaml.safe_load((root / "etc/gpuops/mig-layout.yaml").read_text())
     ((name, entries),) = layout_file["mig-configs"].items()
     assert entries == [{"devices": "all", "mig-enabled": True, "mig-devices": BALANCED_A100}]
-    assert f"--config-name {name}" in unit
+    argv, environment = unit_command(unit)
+    assert argv[argv.index("--config-name") + 1] == name
+    assert argv[argv.index("--gpus") + 1] == "all"
 
     # Converged: nothing changes and a new pod on the node is left alone (no drain).
     make_pod(kube, "gpu-a100-01", "inference")
@@ -184,6 +228,18 @@ def test_host_mode_check_then_drain_apply_verify_uncordon_then_idempotent(sandbo
     assert watcher.seen == [False]
     assert pod_exists(core, "inference")
     assert {h: layouts(sandbox, h) for h in hosts} == after
+
+    # Boot: the instances are gone after a (simulated) reboot; the unit's own command, run with
+    # the unit's environment, brings the same layout back.
+    sim("reboot", "--state", str(state_path(sandbox, "gpu-a100-01")))
+    assert all(not g["layout"] for g in layouts(sandbox, "gpu-a100-01").values())
+    # The paths are the host's (under its root here); the unit's interpreter is this Python.
+    argv = [sys.executable] + [
+        str(root) + a if a.startswith(("/usr/local/lib/gpuops", "/etc/gpuops")) else a for a in argv[1:]
+    ]
+    boot = subprocess.run(argv, env=dict(os.environ, **environment), capture_output=True, text=True, check=False)
+    assert boot.returncode == 0, boot.stderr
+    assert layouts(sandbox, "gpu-a100-01") == after["gpu-a100-01"]
 
 
 def test_pdb_that_blocks_eviction_fails_before_mig_changes(sandbox, kube):

@@ -66,13 +66,18 @@ def cmd_inject(args):
         raise CliError(str(exc)) from None
     if args.times is not None and args.times < 1:
         raise CliError("--times must be at least 1")
+    if args.skip is not None and args.skip < 0:
+        raise CliError("--skip must be 0 or more")
     store = _store(args)
     if args.gpu is not None and not 0 <= args.gpu < len(store.fixture["gpus"]):
         raise CliError("--gpu %d: this host has GPUs 0..%d" % (args.gpu, len(store.fixture["gpus"]) - 1))
 
     def change(data):
         fault_id = max([f["id"] for f in data["faults"]] + [0]) + 1
-        data["faults"].append({"id": fault_id, "gpu": args.gpu, "call": args.call, "error": code, "times": args.times})
+        fault = {"id": fault_id, "gpu": args.gpu, "call": args.call, "error": code, "times": args.times}
+        if args.skip:
+            fault["skip"] = args.skip
+        data["faults"].append(fault)
 
     store.mutate(change)
 
@@ -273,6 +278,7 @@ def build_parser():
     p.add_argument("--call", default="*", help="NVML function name or * (default)")
     p.add_argument("--error", required=True, help="e.g. GPU_IS_LOST, IN_USE, NO_PERMISSION")
     p.add_argument("--times", type=int, help="fire K times, then clear (default: until cleared)")
+    p.add_argument("--skip", type=int, help="let the first N matching calls succeed, then fire (default 0)")
     p.set_defaults(func=cmd_inject)
 
     p = sub.add_parser("clear-faults", help="remove injected faults (fixture faults stay)")

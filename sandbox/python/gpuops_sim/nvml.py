@@ -183,9 +183,20 @@ def _fire_faults(name, gpu_index):
     for fault in _ctx.store.data["faults"]:
         if not _fault_matches(fault, family, gpu_index):
             continue
+        if fault.get("skip"):
+            # Armed after N matching calls (to fail one particular call of a sequence).
+            _ctx.store.mutate(lambda data, fid=fault["id"]: _skip_down(data, fid))
+            continue
         if fault.get("times") is not None:
             _ctx.store.mutate(lambda data, fid=fault["id"]: _count_down(data, fid))
         raise NVMLError(fault["error"])
+
+
+def _skip_down(data, fault_id):
+    for fault in data["faults"]:
+        if fault["id"] == fault_id and fault.get("skip"):
+            fault["skip"] -= 1
+            return
 
 
 def _count_down(data, fault_id):

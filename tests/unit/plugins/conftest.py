@@ -11,8 +11,11 @@ import pytest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 COLLECTIONS = os.path.join(REPO, "build", "collections")
-if COLLECTIONS not in sys.path:
-    sys.path.insert(0, COLLECTIONS)
+HERE = os.path.dirname(os.path.abspath(__file__))
+# The collection, this folder's helpers (simhost) and the MIG tests' brute-force oracle.
+for _path in (COLLECTIONS, HERE, os.path.join(HERE, "module_utils", "mig")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 MIB = 1024 * 1024
 
@@ -309,7 +312,9 @@ class FakeNvml:
         self._check("nvmlComputeInstanceGetInfo", index)
         for ci in self._gi(index, gi_id)["cis"]:
             if ci["id"] == ci_id:
-                return _Namespace(id=ci["id"], profileId=ci["profile_id"])
+                return _Namespace(
+                    id=ci["id"], profileId=ci["profile_id"], placement=_Namespace(start=ci.get("start", 0), size=1)
+                )
         raise FakeNVMLError(6)
 
     def _mig_devices(self, index):

@@ -33,7 +33,6 @@ SETTINGS = {
 def test_filter_names():
     assert sorted(FILTERS) == [
         "driver_apt_sources",
-        "driver_host_probe",
         "driver_installed_version",
         "driver_packages",
         "driver_packages_missing",

@@ -83,6 +83,7 @@ def test_scan_pci_reads_gpus_switches_and_skips_others(tmp_path, tree, pci_files
         "driver": "nvidia",
         "numa_node": 0,
         "iommu_group": 40,
+        "errors": {},
     }
     assert devices[1]["driver"] == "vfio-pci"
     assert devices[1]["numa_node"] is None
