@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run playbooks the way AWX runs a job template: ansible-runner, in the execution environment.
 
 AWX turns a job into an ansible-runner private data dir (project checkout, an inventory script
@@ -29,7 +28,6 @@ import argparse
 import base64
 import concurrent.futures
 import json
-import os
 import shutil
 import stat
 import subprocess

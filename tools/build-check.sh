@@ -24,6 +24,10 @@ test -f "$tarball"
 # sanity and the execution environment need.
 "$BIN/python" tools/tarball_check.py "$tarball"
 
+# The execution environment's build context (ansible-builder create, offline) and its contents:
+# collections, Python and system requirements, the helm step.
+"$BIN/python" tools/ee.py context
+
 # Galaxy's and Automation Hub's own upload checker (galaxy-importer: content, docs through
 # ansible-doc, ansible-lint on the collection, changelog), offline. Any WARNING or ERROR line fails.
 gi_dir=$(mktemp -d)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The execution environment (execution-environment.yml): build context, checks, offline image.
 
     tools/ee.py context [--out DIR]   ansible-builder create from execution-environment.yml (what a
@@ -93,7 +92,7 @@ def requirement_names(text: str) -> dict[str, str]:
             continue
         for op in ("==", ">=", "<=", "~=", ">", "<", "!="):
             if op in line:
-                name, _, rest = line.partition(op)
+                name, _op, rest = line.partition(op)
                 names[name.strip().lower().replace("_", "-")] = rest.strip() if op == "==" else ""
                 break
         else:
@@ -394,6 +393,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def docker(*argv: str, **kwargs) -> subprocess.CompletedProcess:
+    kwargs.setdefault("check", False)
     return subprocess.run(["docker", *argv], **kwargs)
 
 

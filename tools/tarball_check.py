@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Check what a built collection tarball ships (make build-check).
 
 Users install the tarball; it must not carry the sandbox, the tools that drive it, the tests

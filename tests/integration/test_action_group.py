@@ -24,12 +24,22 @@ def _clean_env(tmp_path):
     return env
 
 
-def _run(tmp_path, *extra):
+def _run(tmp_path, group_kubeconfig, use_group=True):
     out = tmp_path / "answer.json"
     env = _clean_env(tmp_path)
     inventory = tmp_path / "hosts.ini"
     inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
-    run = run_playbook(PLAYBOOK, "-e", f"out_file={out}", *extra, env=env, inventory=inventory)
+    run = run_playbook(
+        PLAYBOOK,
+        "-e",
+        f"out_file={out}",
+        "-e",
+        f"group_kubeconfig={group_kubeconfig}",
+        "-e",
+        f"use_group={use_group}",
+        env=env,
+        inventory=inventory,
+    )
     return run, out
 
 
@@ -37,7 +47,7 @@ def test_group_defaults_reach_kubernetes_core(kube_factory, tmp_path, monkeypatc
     for key in [k for k in os.environ if k.startswith("K8S_AUTH_") or k in ("KUBECONFIG", "GPUOPS_KUBECONFIG")]:
         monkeypatch.delenv(key)
     kube = kube_factory(crds=None, controllers=None, register_fleet=False)
-    run, out = _run(tmp_path, "-e", f"group_kubeconfig={kube.kubeconfig}")
+    run, out = _run(tmp_path, kube.kubeconfig)
     assert run.rc == 0, run
     answer = json.loads(out.read_text())
     # The stand-in's own namespaces: the modules talked to this server.
@@ -49,7 +59,7 @@ def test_without_the_group_defaults_the_modules_find_no_cluster(kube_factory, tm
     for key in [k for k in os.environ if k.startswith("K8S_AUTH_") or k in ("KUBECONFIG", "GPUOPS_KUBECONFIG")]:
         monkeypatch.delenv(key)
     kube = kube_factory(crds=None, controllers=None, register_fleet=False)
-    run, out = _run(tmp_path, "-e", f"group_kubeconfig={kube.kubeconfig}", "-e", "use_group=false")
+    run, out = _run(tmp_path, kube.kubeconfig, use_group=False)
     assert run.rc != 0, run
     assert not out.exists()
 
@@ -58,7 +68,7 @@ def test_a_wrong_kubeconfig_in_the_group_is_the_one_used(tmp_path, monkeypatch):
     for key in [k for k in os.environ if k.startswith("K8S_AUTH_") or k in ("KUBECONFIG", "GPUOPS_KUBECONFIG")]:
         monkeypatch.delenv(key)
     missing = tmp_path / "no-such-kubeconfig"
-    run, out = _run(tmp_path, "-e", f"group_kubeconfig={missing}")
+    run, out = _run(tmp_path, missing)
     assert run.rc != 0, run
     assert str(missing) in run.stdout, run
     assert not out.exists()
