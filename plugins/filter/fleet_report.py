@@ -40,7 +40,7 @@ def fleet_report_merge(reports):
     try:
         return merge_fleet_reports(list(reports))
     except ValueError as exc:
-        raise AnsibleFilterError("fleet_report_merge: %s" % exc)
+        raise AnsibleFilterError("fleet_report_merge: %s" % exc) from exc
 
 
 def fleet_table(report):

@@ -45,7 +45,9 @@ def _one_run(base: Path, image: str, slices: int) -> dict:
         summary = awx_jobs.run_site(
             image=image, sandbox=sandbox_dir, kubeconfig=kube.kubeconfig, out=base / "awx", slices=slices
         )
-        policy = kube.dynamic().resources.get(api_version="nvidia.com/v1", kind="ClusterPolicy").get(name="cluster-policy")
+        policy = (
+            kube.dynamic().resources.get(api_version="nvidia.com/v1", kind="ClusterPolicy").get(name="cluster-policy")
+        )
         summary["cluster_policy_state"] = (policy.to_dict().get("status") or {}).get("state")
     finally:
         kube.stop()
@@ -91,7 +93,9 @@ def test_site_runs_in_the_ee_through_ansible_runner(awx_runs):
     # The cluster layer reached the API with the injected credential only.
     envvars = json.loads((run["base"] / "awx" / "site" / "env" / "envvars").read_text())
     extravars = json.loads((run["base"] / "awx" / "site" / "env" / "extravars").read_text())
-    assert envvars["K8S_AUTH_HOST"].startswith(("http://127.0.0.1:", "https://127.0.0.1:")) and envvars["K8S_AUTH_API_KEY"]
+    assert (
+        envvars["K8S_AUTH_HOST"].startswith(("http://127.0.0.1:", "https://127.0.0.1:")) and envvars["K8S_AUTH_API_KEY"]
+    )
     assert extravars["gpuops_kubeconfig"] is None
     assert run["cluster_policy_state"] == "ready"
     # The report: a file, and the same data published with set_stats (the job's artifacts).

@@ -5,12 +5,12 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from ansible.errors import AnsibleFilterError
 from ansible_collections.gpuops.cluster.plugins.filter.fleet_report import fleet_report_merge
 from ansible_collections.gpuops.cluster.plugins.plugin_utils.fleet_report import (
     build_fleet_report,
     merge_fleet_reports,
 )
-from ansible.errors import AnsibleFilterError
 
 
 def _facts(count, model, unhealthy=0, mig_capable=0, mig_enabled=0, source="nvml"):

@@ -31,7 +31,9 @@ def _surveys():
 
 
 def test_controller_playbook_is_generated_from_the_sources():
-    out = subprocess.run([sys.executable, str(ROOT / "tools" / "awx_objects.py"), "--check"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "awx_objects.py"), "--check"], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
 
 
@@ -68,13 +70,61 @@ def test_every_survey_variable_is_an_argument_spec_option_with_its_choices_and_d
     [
         ({"name": "s", "description": "d", "spec": []}, "doesn't contain any items"),
         ({"name": "s", "spec": [{}]}, "'description' missing"),
-        ({"name": "s", "description": "d", "spec": [{"type": "bool", "question_name": "q", "variable": "v", "required": False}]}, "is not one of"),
-        ({"name": "s", "description": "d", "spec": [{"type": "integer", "question_name": "q", "variable": "v", "required": False, "default": "3"}]}, "is not a integer"),
-        ({"name": "s", "description": "d", "spec": [{"type": "multiplechoice", "question_name": "q", "variable": "v", "required": False}]}, "needs choices"),
-        ({"name": "s", "description": "d", "spec": [{"type": "multiplechoice", "question_name": "q", "variable": "v", "required": False, "choices": ["a"], "default": "b"}]}, "not among the choices"),
-        ({"name": "s", "description": "d", "spec": [{"type": "text", "question_name": "q", "variable": "v", "required": "no"}]}, "'required' missing or not a bool"),
         (
-            {"name": "s", "description": "d", "spec": [{"type": "text", "question_name": "q", "variable": "v", "required": False}] * 2},
+            {
+                "name": "s",
+                "description": "d",
+                "spec": [{"type": "bool", "question_name": "q", "variable": "v", "required": False}],
+            },
+            "is not one of",
+        ),
+        (
+            {
+                "name": "s",
+                "description": "d",
+                "spec": [{"type": "integer", "question_name": "q", "variable": "v", "required": False, "default": "3"}],
+            },
+            "is not a integer",
+        ),
+        (
+            {
+                "name": "s",
+                "description": "d",
+                "spec": [{"type": "multiplechoice", "question_name": "q", "variable": "v", "required": False}],
+            },
+            "needs choices",
+        ),
+        (
+            {
+                "name": "s",
+                "description": "d",
+                "spec": [
+                    {
+                        "type": "multiplechoice",
+                        "question_name": "q",
+                        "variable": "v",
+                        "required": False,
+                        "choices": ["a"],
+                        "default": "b",
+                    }
+                ],
+            },
+            "not among the choices",
+        ),
+        (
+            {
+                "name": "s",
+                "description": "d",
+                "spec": [{"type": "text", "question_name": "q", "variable": "v", "required": "no"}],
+            },
+            "'required' missing or not a bool",
+        ),
+        (
+            {
+                "name": "s",
+                "description": "d",
+                "spec": [{"type": "text", "question_name": "q", "variable": "v", "required": False}] * 2,
+            },
             "duplicated",
         ),
     ],
@@ -94,7 +144,9 @@ def test_a_survey_variable_without_a_spec_is_refused():
 
 @functools.cache
 def _module_options(module: str) -> dict:
-    out = subprocess.run([str(BIN / "ansible-doc"), "-t", "module", "--json", module], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(BIN / "ansible-doc"), "-t", "module", "--json", module], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout)[module]["doc"]["options"]
 
 
@@ -130,7 +182,13 @@ def test_job_templates_run_playbooks_of_the_project():
 
 
 def test_the_upgrade_driver_spec_names_only_variables_the_playbook_reads():
-    text = "".join(p.read_text() for p in [ROOT / "playbooks" / "upgrade_driver.yml", *(ROOT / "playbooks" / "tasks").glob("upgrade_driver*.yml")])
+    text = "".join(
+        p.read_text()
+        for p in [
+            ROOT / "playbooks" / "upgrade_driver.yml",
+            *(ROOT / "playbooks" / "tasks").glob("upgrade_driver*.yml"),
+        ]
+    )
     read = set(re.findall(r"\bupgrade_driver_[a-z_]+", text))
     for name in SPECS["upgrade_driver"]:
         assert name in read, f"{name} is in playbooks/argument_specs/upgrade_driver.yml but the playbook never reads it"
