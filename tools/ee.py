@@ -26,6 +26,7 @@ import fcntl
 import functools
 import hashlib
 import http.server
+import importlib.metadata
 import io
 import json
 import os
@@ -142,9 +143,14 @@ def check_definition(definition: dict) -> list[str]:
     for name in requirement_names((ROOT / "requirements.txt").read_text()):
         if name not in ee_python:
             problems.append(f"requirements.txt asks for {name}; {deps.get('python')} does not pin it")
+    # ansible-core as the pinned `ansible` package brings it into the venv the tests run in.
     core = (deps.get("ansible_core") or {}).get("package_pip", "")
-    if "==" in core and dev.get("ansible-core") and pinned(core)[1] != dev["ansible-core"]:
-        problems.append(f"ansible_core {core} differs from the ansible-core the tests run with ({dev['ansible-core']})")
+    tested = importlib.metadata.version("ansible-core")
+    if "==" in core and pinned(core)[1] != tested:
+        problems.append(f"ansible_core {core} differs from the ansible-core the tests run with ({tested})")
+    runner = (deps.get("ansible_runner") or {}).get("package_pip", "")
+    if "==" in runner and dev.get("ansible-runner") and pinned(runner)[1] != dev["ansible-runner"]:
+        problems.append(f"ansible_runner {runner} differs from requirements-dev.txt ({dev['ansible-runner']})")
     return problems
 
 

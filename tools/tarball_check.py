@@ -102,13 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
     args = parser.parse_args(argv)
     with tarfile.open(args.tarball) as tar:
-        members = [m.name[2:] if m.name.startswith("./") else m.name for m in tar.getmembers()]
+        infos = tar.getmembers()
+    members = [m.name[2:] if m.name.startswith("./") else m.name for m in infos]
     problems = check(members, args.root)
     for problem in problems:
         print(f"tarball-check: {problem}", file=sys.stderr)
     if problems:
         return 1
-    files = sum(1 for m in members if not m.endswith("/"))
+    files = sum(1 for m in infos if m.isfile())
     print(f"tarball-check: {args.tarball.name}: {len(members)} entries ({files} files) ship what they should")
     return 0
 
