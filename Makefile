@@ -21,7 +21,8 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 
 .PHONY: help venv collection helm lint sanity build-check unit integration docker docker-stop \
-        fleet-image molecule sandbox-up sandbox-down kube-up kube-down demo bench test clean
+        fleet-image molecule sandbox-up sandbox-down kube-up kube-down demo bench test clean \
+        role-readmes awx ee-context ee ee-run
 
 help: ## List the targets
 	@echo "gpuops.cluster make targets:"
@@ -47,13 +48,28 @@ lint: venv collection ## ansible-lint (production profile), yamllint, ruff, chan
 sanity: venv ## ansible-test sanity (offline) on a copy under build/sanity
 	@tools/sanity.sh
 
-build-check: venv ## Build the collection tarball, install it, render every module/role doc
+build-check: venv ## Role READMEs current; build, check and galaxy-import the tarball; ansible-builder create; render docs
 	@tools/build-check.sh
+
+role-readmes: venv ## Write roles/*/README.md from docs/roles/*.md (the one source of the role docs)
+	@$(PY) tools/role_readmes.py
+
+awx: venv ## Write awx/controller.yml (AWX job templates, surveys from the argument specs) from awx/templates.yml
+	@$(PY) tools/awx_objects.py
+
+ee-context: venv ## ansible-builder create from execution-environment.yml into build/ee/site-context, checked
+	@$(PY) tools/ee.py context
+
+ee: venv collection docker ## Build the execution environment image offline (gpuops/ee, cached by recipe hash)
+	@$(PY) tools/ee.py build
+
+ee-run: ee sandbox-up ## site.yml in the EE through ansible-runner, as an AWX job (SLICES=N: a sliced job)
+	@$(PY) tools/awx_jobs.py run --image "$$($(PY) tools/ee.py image)" --sandbox $(SANDBOX_DIR) --slices $${SLICES:-1}
 
 unit: venv collection helm ## pytest tests/unit
 	@tools/pytest-tier.sh tests/unit
 
-integration: venv collection helm ## pytest tests/integration
+integration: venv collection helm docker ## pytest tests/integration (the EE/AWX tests build the EE image: make ee)
 	@tools/pytest-tier.sh tests/integration
 
 docker: ## Install docker if missing and make sure the daemon answers (starts dockerd)
@@ -92,8 +108,9 @@ bench: venv collection ## Run every benchmarks/*.py
 	if [ $${#files[@]} -eq 0 ]; then echo "bench: no benchmarks/*.py"; exit 0; fi; \
 	for f in "$${files[@]}"; do echo "== $$f"; $(PY) "$$f"; done
 
-test: ## All tiers: venv collection lint sanity build-check unit integration molecule
-	@tools/run-tiers.sh venv collection lint sanity build-check unit integration molecule
+test: ## All tiers: venv collection lint sanity build-check unit integration molecule (+ ee, in the background)
+	@tools/run-tiers.sh --background ee --after collection --before integration \
+	    venv collection lint sanity build-check unit integration molecule
 
 clean: ## Remove build outputs (keeps .venv and docker images)
-	rm -rf build/dist build/sanity build/images tests/output reports $(SANDBOX_DIR)
+	rm -rf build/dist build/sanity build/images build/ee build/awx-run build/molecule tests/output reports $(SANDBOX_DIR)

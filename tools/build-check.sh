@@ -11,11 +11,39 @@ NS=$(awk '$1 == "namespace:" {print $2}' galaxy.yml)
 NAME=$(awk '$1 == "name:" {print $2; exit}' galaxy.yml)
 VERSION=$(awk '$1 == "version:" {print $2}' galaxy.yml)
 
+# Role READMEs are generated from docs/roles/<role>.md: stale or missing ones fail here.
+"$BIN/python" tools/role_readmes.py --check
+
 rm -rf "$DIST"
 mkdir -p "$DIST"
 "$BIN/ansible-galaxy" collection build --force --output-path "$DIST" .
 tarball="$DIST/$NS-$NAME-$VERSION.tar.gz"
 test -f "$tarball"
+
+# What users install: nothing of the sandbox, tools or dev configs; everything the docs site,
+# sanity and the execution environment need.
+"$BIN/python" tools/tarball_check.py "$tarball"
+
+# The execution environment's build context (ansible-builder create, offline) and its contents:
+# collections, Python and system requirements, the helm step.
+"$BIN/python" tools/ee.py context
+
+# Galaxy's and Automation Hub's own upload checker (galaxy-importer: content, docs through
+# ansible-doc, ansible-lint on the collection, changelog), offline. Any WARNING or ERROR line fails.
+gi_dir=$(mktemp -d)
+start=$SECONDS
+if (cd "$gi_dir" && PATH="$BIN:$PATH" GALAXY_IMPORTER_CONFIG="$ROOT/tools/galaxy-importer.cfg" \
+        "$BIN/python" -m galaxy_importer.main "$ROOT/$tarball" >"$gi_dir/import.log" 2>&1) \
+    && grep -q '^Importer processing completed successfully' "$gi_dir/import.log" \
+    && ! grep -qE '^(WARNING|ERROR)|: (WARNING|ERROR)' "$gi_dir/import.log"; then
+    echo "build-check: galaxy-importer passed in $((SECONDS - start)) s (no warnings)"
+    rm -rf "$gi_dir"
+else
+    echo "build-check: galaxy-importer FAILED after $((SECONDS - start)) s:" >&2
+    grep -v '^Loading ' "$gi_dir/import.log" >&2
+    rm -rf "$gi_dir"
+    exit 1
+fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

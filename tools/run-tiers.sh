@@ -2,7 +2,17 @@
 # `make test`: run every tier (a make target) even when an earlier one fails, print a table and
 # a last line "make test: N passed, M failed", exit non-zero if any tier failed. Stops a dockerd
 # that this run started.
+#   run-tiers.sh [--background TARGET --after TIER --before TIER] TIER...
+# --background starts `make TARGET` in the background once TIER (--after) has passed, and waits
+# for it before TIER (--before) starts: a long build (the execution environment image) overlaps
+# the CPU-bound tiers instead of adding to the total. It is reported as a tier of its own.
 set -uo pipefail
+
+bg_target="" bg_after="" bg_before="" bg_pid="" bg_start=0
+while [ "${1:-}" = --background ]; do
+    bg_target=$2 bg_after=$4 bg_before=$6
+    shift 6
+done
 
 pidfile=build/dockerd.pid
 had_dockerd=no
@@ -18,18 +28,42 @@ trap stop_our_dockerd EXIT
 passed=0
 failed=0
 summary=()
+wait_background() {
+    [ -n "$bg_pid" ] || return 0
+    echo
+    echo "=================== waiting for make $bg_target (background, log build/make-$bg_target.log)"
+    if wait "$bg_pid"; then
+        passed=$((passed + 1))
+        summary+=("$(printf '  %-12s passed  %4d s (background)' "$bg_target" $((SECONDS - bg_start)))")
+        tail -n 12 "build/make-$bg_target.log"
+    else
+        failed=$((failed + 1))
+        summary+=("$(printf '  %-12s FAILED  %4d s (background)' "$bg_target" $((SECONDS - bg_start)))")
+        tail -n 60 "build/make-$bg_target.log"
+    fi
+    bg_pid=""
+}
 for tier in "$@"; do
+    [ "$tier" = "$bg_before" ] && wait_background
     echo
     echo "=================== make $tier"
     start=$SECONDS
     if make "$tier"; then
         passed=$((passed + 1))
         summary+=("$(printf '  %-12s passed  %4d s' "$tier" $((SECONDS - start)))")
+        if [ -n "$bg_target" ] && [ "$tier" = "$bg_after" ]; then
+            mkdir -p build
+            echo "=================== make $bg_target started in the background"
+            bg_start=$SECONDS
+            make "$bg_target" >"build/make-$bg_target.log" 2>&1 &
+            bg_pid=$!
+        fi
     else
         failed=$((failed + 1))
         summary+=("$(printf '  %-12s FAILED  %4d s' "$tier" $((SECONDS - start)))")
     fi
 done
+wait_background
 
 stop_our_dockerd
 trap - EXIT

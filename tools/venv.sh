@@ -14,8 +14,16 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c '
     exit 0
 fi
 
+# The interpreter the venv is made from, as an absolute path resolved now: make puts .venv/bin
+# first on PATH, so "python3" may be the very venv about to be removed.
+PYTHON=$(readlink -f "$(command -v "$PYTHON")")
+case "$PYTHON" in
+    "$(readlink -f "$VENV")"/*)
+        PYTHON=$(readlink -f "$("$PYTHON" -c 'import sys; print(sys._base_executable)')") ;;
+esac
+
 # python3 -m venv needs ensurepip and its wheels, which Debian ships separately (python3-venv).
-case "$(readlink -f "$(command -v "$PYTHON")")" in
+case "$PYTHON" in
     /usr/bin/*) "$(dirname "$0")/ensure-apt.sh" python3-venv ;;
     *) "$PYTHON" -c 'import ensurepip, venv' ;;
 esac

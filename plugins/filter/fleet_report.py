@@ -9,6 +9,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 from ansible_collections.gpuops.cluster.plugins.plugin_utils.fleet_report import (
     build_fleet_report,
+    merge_fleet_reports,
     render_fleet_table,
 )
 
@@ -32,6 +33,16 @@ def fleet_report(hostvars, hosts):
     return build_fleet_report(entries)
 
 
+def fleet_report_merge(reports):
+    """Merge fleet reports (from fleet_report) into one."""
+    if not isinstance(reports, (list, tuple)):
+        raise AnsibleFilterError("fleet_report_merge: input must be a list of fleet reports")
+    try:
+        return merge_fleet_reports(list(reports))
+    except ValueError as exc:
+        raise AnsibleFilterError("fleet_report_merge: %s" % exc) from exc
+
+
 def fleet_table(report):
     """Render a fleet report (from fleet_report) as a text table."""
     if not isinstance(report, dict) or "hosts" not in report or "totals" not in report:
@@ -41,4 +52,4 @@ def fleet_table(report):
 
 class FilterModule(object):
     def filters(self):
-        return {"fleet_report": fleet_report, "fleet_table": fleet_table}
+        return {"fleet_report": fleet_report, "fleet_report_merge": fleet_report_merge, "fleet_table": fleet_table}

@@ -86,7 +86,12 @@ def build_fleet_report(hosts):
     hosts: iterable of dicts {"name": str, "groups": [str], "gpu": facts-or-None}.
     """
     entries = [_host_entry(h["name"], h.get("groups") or [], h.get("gpu")) for h in hosts]
-    entries.sort(key=lambda e: e["name"])
+    return _report(entries)
+
+
+def _report(entries):
+    """The report of host entries: sorted by name, with the fleet totals."""
+    entries = sorted(entries, key=lambda e: e["name"])
     by_model = {}
     for entry in entries:
         for model, count in entry["models"].items():
@@ -104,6 +109,24 @@ def build_fleet_report(hosts):
     for state in HEALTH_STATES:
         totals[state] = sum(e["health"][state] for e in entries)
     return {"format": 1, "totals": totals, "hosts": entries}
+
+
+def merge_fleet_reports(reports):
+    """One fleet report from several (e.g. the slices of an AWX sliced job, each covering its
+    own hosts): the host entries together, totals computed again. A host in more than one report
+    must have the same entry in each; ValueError otherwise, or when an input is not a report."""
+    entries = {}
+    for index, report in enumerate(reports):
+        if not isinstance(report, dict) or report.get("format") != 1 or not isinstance(report.get("hosts"), list):
+            raise ValueError("report %d is not a fleet report (format 1 with a hosts list)" % index)
+        for entry in report["hosts"]:
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if not name:
+                raise ValueError("report %d has a host entry without a name" % index)
+            if name in entries and entries[name] != entry:
+                raise ValueError("host %s differs between the reports" % name)
+            entries[name] = entry
+    return _report(list(entries.values()))
 
 
 def _driver_cell(entry):
