@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Run pytest on one test directory. A directory without tests (pytest exit code 5, "no tests
 # collected") passes with a note; every other failure is reported as it is.
+# Tests run in PYTEST_WORKERS processes (pytest-xdist; default: one per CPU, at least 2: the
+# integration tests mostly wait on playbooks and containers), a test file per worker so that
+# module-scoped fleets and stand-ins are started once.
 set -euo pipefail
 
 dir=$1
@@ -10,7 +13,8 @@ if [ ! -d "$dir" ]; then
     exit 0
 fi
 rc=0
-.venv/bin/python -m pytest "$dir" "$@" || rc=$?
+workers=${PYTEST_WORKERS:-$(( $(nproc) > 2 ? $(nproc) : 2 ))}
+.venv/bin/python -m pytest -n "$workers" --dist loadfile "$dir" "$@" || rc=$?
 if [ "$rc" -eq 5 ]; then
     echo "pytest: no tests collected in $dir (yet): nothing to run"
     exit 0
