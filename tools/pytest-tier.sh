@@ -14,7 +14,7 @@ if [ ! -d "$dir" ]; then
 fi
 rc=0
 workers=${PYTEST_WORKERS:-$(( $(nproc) > 2 ? $(nproc) : 2 ))}
-.venv/bin/python -m pytest -n "$workers" --dist loadfile "$dir" "$@" || rc=$?
+.venv/bin/python -m pytest -n "$workers" --dist loadfile --durations=15 "$dir" "$@" || rc=$?
 if [ "$rc" -eq 5 ]; then
     echo "pytest: no tests collected in $dir (yet): nothing to run"
     exit 0
