@@ -7,6 +7,8 @@ from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
+import re
+
 
 def plain(value):
     """A deep copy made of plain dict/list/str/int/float/bool/None (Ansible passes tagged subclasses)."""
@@ -38,3 +40,19 @@ def shown(value, limit=64):
     """A variable's value for an error message: repr, at most ``limit`` characters."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_ranges(request, ranges, error):
+    """Raise ``error`` for the first setting of ``request`` outside its bounds.
+
+    ``ranges`` maps a request key to (variable name, low, high); a whole number given as a
+    string (extra vars arrive as text) counts as that number.
+    """
+    for key, (variable, low, high) in ranges.items():
+        if key not in request:
+            continue
+        value = request[key]
+        if isinstance(value, str) and re.match(r"^-?[0-9]{1,6}$", value):
+            value = int(value)
+        if not is_int(value) or not low <= value <= high:
+            raise error("%s: %s is out of range; allowed: %d-%d" % (variable, shown(value), low, high))

@@ -29,8 +29,8 @@ import json
 import re
 
 # Shared with the MIG planning filters: strict int checks (bool is not an int here).
+from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import check_ranges, shown
 from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import is_int as _is_int
-from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import shown
 from ansible_collections.gpuops.cluster.plugins.plugin_utils.operator_config import (
     LABEL_SHARING,
     label_changes,
@@ -202,14 +202,7 @@ WAIT_RANGES = {
 
 
 def _check_waits(request):
-    for key, (variable, low, high) in WAIT_RANGES.items():
-        if key not in request:
-            continue
-        value = request[key]
-        if isinstance(value, str) and re.match(r"^-?[0-9]{1,6}$", value):
-            value = int(value)
-        if not _is_int(value) or not low <= value <= high:
-            raise SharingError("%s: %s is out of range; allowed: %d-%d" % (variable, shown(value), low, high))
+    check_ranges(request, WAIT_RANGES, SharingError)
 
 
 def plan_sharing(hosts, default_config=DEFAULT_CONFIG):

@@ -43,9 +43,9 @@ from ansible_collections.gpuops.cluster.plugins.module_utils.mig.selection impor
     MigParamError,
     validate_reset_command,
 )
+from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import check_ranges, plain, shown
 from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import empty as _empty
 from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import is_int as _is_int
-from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import plain, shown
 from ansible_collections.gpuops.cluster.plugins.plugin_utils.config_formats import (
     FormatError,
     systemd_environment,
@@ -352,14 +352,7 @@ def host_settings(request):
     Every value that reaches the unit file goes through the systemd helpers here (so a line
     break in mig_boot_environment or the reset command is refused before anything changes).
     """
-    for key, (variable, low, high) in SETTING_RANGES.items():
-        if key not in request:
-            continue
-        value = request[key]
-        if isinstance(value, str) and re.match(r"^-?[0-9]{1,6}$", value):
-            value = int(value)
-        if not _is_int(value) or not low <= value <= high:
-            raise MigLayoutError("%s: %s is out of range; allowed: %d-%d" % (variable, shown(value), low, high))
+    check_ranges(request, SETTING_RANGES, MigLayoutError)
     for key, variable in _BOOL_SETTINGS.items():
         if key in request and not isinstance(request[key], bool):
             raise MigLayoutError("%s: must be true or false, got %s" % (variable, shown(request[key])))
