@@ -21,8 +21,8 @@ from typing import Any
 from ..api import parse_time
 from ..store import ObjectKey
 from . import podutil
-from .runner import KCM, WorkController
-from .workloads import _controlled_by, owner_keys
+from .runner import KCM
+from .workloads import OwnerController, _controlled_by
 
 PODS = ("", "pods")
 NODES = ("", "nodes")
@@ -79,19 +79,16 @@ def pod_node(pod: dict[str, Any]) -> str | None:
     return None
 
 
-class DaemonSetController(WorkController):
+class DaemonSetController(OwnerController):
     name = "daemonset"
     manager = KCM
     primary = DAEMONSETS
+    kind = "DaemonSet"
 
     def keys_for(self, type_key, key, event, before):
-        if type_key == DAEMONSETS:
-            return (key,)
-        if type_key == PODS:
-            return owner_keys("DaemonSet", event, before)
         if type_key == NODES:
             return self.all_keys()
-        return ()
+        return super().keys_for(type_key, key, event, before)
 
     def reconcile(self) -> None:
         self._nodes = None
@@ -103,11 +100,8 @@ class DaemonSetController(WorkController):
         return self._nodes
 
     def sync(self, key: ObjectKey) -> None:
-        record = self.client.record(DAEMONSETS, key)
-        if record is None:
-            return
-        ds = record.decode()
-        if ds["metadata"].get("deletionTimestamp"):
+        ds = self.live(key)
+        if ds is None:
             return
         spec = ds.get("spec") or {}
         template = spec.get("template") or {}

@@ -21,8 +21,8 @@ from typing import Any
 from ..api import now, parse_time
 from ..store import ObjectKey
 from . import podutil
-from .runner import KCM, WorkController
-from .workloads import _controlled_by, owner_keys
+from .runner import KCM
+from .workloads import OwnerController, _controlled_by
 
 PODS = ("", "pods")
 JOBS = ("batch", "jobs")
@@ -75,28 +75,19 @@ def _pod_index(pod: dict[str, Any]) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
-class JobController(WorkController):
+class JobController(OwnerController):
     name = "job"
     manager = KCM
     primary = JOBS
+    kind = "Job"
 
     def __init__(self, cluster, options) -> None:
         super().__init__(cluster, options)
         self.backoff = float(options.get("pod_failure_backoff", BACKOFF_SECONDS))
 
-    def keys_for(self, type_key, key, event, before):
-        if type_key == JOBS:
-            return (key,)
-        if type_key == PODS:
-            return owner_keys("Job", event, before)
-        return ()
-
     def sync(self, key: ObjectKey) -> None:
-        record = self.client.record(JOBS, key)
-        if record is None:
-            return
-        job = record.decode()
-        if job["metadata"].get("deletionTimestamp"):
+        job = self.live(key)
+        if job is None:
             return
         uid = job["metadata"]["uid"]
         pods = [r.decode() for r in self.client.dependents(uid, PODS) if _controlled_by(r, uid)]

@@ -18,8 +18,8 @@ from typing import Any
 
 from ..store import ObjectKey
 from . import podutil
-from .runner import KCM, WorkController
-from .workloads import _controlled_by, _replicas, owner_keys
+from .runner import KCM
+from .workloads import OwnerController, _controlled_by, _replicas
 
 PODS = ("", "pods")
 STATEFULSETS = ("apps", "statefulsets")
@@ -39,24 +39,15 @@ def _running_ready(pod: dict[str, Any]) -> bool:
     return (pod.get("status") or {}).get("phase") == "Running" and podutil.is_ready(pod)
 
 
-class StatefulSetController(WorkController):
+class StatefulSetController(OwnerController):
     name = "statefulset"
     manager = KCM
     primary = STATEFULSETS
-
-    def keys_for(self, type_key, key, event, before):
-        if type_key == STATEFULSETS:
-            return (key,)
-        if type_key == PODS:
-            return owner_keys("StatefulSet", event, before)
-        return ()
+    kind = "StatefulSet"
 
     def sync(self, key: ObjectKey) -> None:
-        record = self.client.record(STATEFULSETS, key)
-        if record is None:
-            return
-        sts = record.decode()
-        if sts["metadata"].get("deletionTimestamp"):
+        sts = self.live(key)
+        if sts is None:
             return
         name = sts["metadata"]["name"]
         spec = sts.get("spec") or {}

@@ -74,28 +74,49 @@ def owner_keys(
     return keys
 
 
-class ReplicaSetController(WorkController):
+class OwnerController(WorkController):
+    """A workload controller: events on its primary kind, and on the objects of kind `owned`
+    whose controllerRef names a `kind` object, map to that object's key."""
+
+    kind = ""
+    owned = PODS
+
+    def adoption_scan(self):
+        """None, or namespace -> the primary keys that may adopt an orphan there."""
+        return None
+
+    def keys_for(self, type_key, key, event, before):
+        if type_key == self.primary:
+            return (key,)
+        if type_key == self.owned:
+            return owner_keys(self.kind, event, before, self.adoption_scan())
+        return ()
+
+    def live(self, key: ObjectKey) -> dict[str, Any] | None:
+        """The primary object, or None when it is gone or being deleted (nothing to do)."""
+        record = self.client.record(self.primary, key)
+        if record is None:
+            return None
+        obj = record.decode()
+        return None if obj["metadata"].get("deletionTimestamp") else obj
+
+
+class ReplicaSetController(OwnerController):
     name = "replicaset"
     manager = KCM
     primary = REPLICASETS
+    kind = "ReplicaSet"
 
     def _in_namespace(self, namespace: str) -> list[ObjectKey]:
         with self.cluster.lock:
             return [r.key for r in self.cluster.store.scan(REPLICASETS, namespace, None)]
 
-    def keys_for(self, type_key, key, event, before):
-        if type_key == REPLICASETS:
-            return (key,)
-        if type_key == PODS:
-            return owner_keys("ReplicaSet", event, before, self._in_namespace)
-        return ()
+    def adoption_scan(self):
+        return self._in_namespace
 
     def sync(self, key: ObjectKey) -> None:
-        record = self.client.record(REPLICASETS, key)
-        if record is None:
-            return
-        rs = record.decode()
-        if rs["metadata"].get("deletionTimestamp"):
+        rs = self.live(key)
+        if rs is None:
             return
         pods = self._claim_pods(rs)
         active = [p for p in pods if podutil.is_active(p)]
@@ -292,24 +313,16 @@ def max_unavailable(deployment: dict[str, Any]) -> int:
     return min(fenceposts(deployment)[1], desired)
 
 
-class DeploymentController(WorkController):
+class DeploymentController(OwnerController):
     name = "deployment"
     manager = KCM
     primary = DEPLOYMENTS
-
-    def keys_for(self, type_key, key, event, before):
-        if type_key == DEPLOYMENTS:
-            return (key,)
-        if type_key == REPLICASETS:
-            return owner_keys("Deployment", event, before)
-        return ()
+    kind = "Deployment"
+    owned = REPLICASETS
 
     def sync(self, key: ObjectKey) -> None:
-        record = self.client.record(DEPLOYMENTS, key)
-        if record is None:
-            return
-        deployment = record.decode()
-        if deployment["metadata"].get("deletionTimestamp"):
+        deployment = self.live(key)
+        if deployment is None:
             return
         uid = deployment["metadata"]["uid"]
         replica_sets = sorted(
