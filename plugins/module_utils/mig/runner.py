@@ -426,7 +426,7 @@ def _apply_gpu(run, gpu, plan, mode_change, want, what):
     report["worked"] = True
     params = run.params
     executor = None
-    current_step = None
+    progress = {"step": None}  # the step under way, for the error and the report
     try:
         executor = Executor(run.nvml, gpu, run.trace)
         enabled = mode_change["to"] if mode_change else gpu["mig"]["current"]
@@ -434,13 +434,7 @@ def _apply_gpu(run, gpu, plan, mode_change, want, what):
             _stop_busy(run, gpu, plan)
         if enabled:
             if mode_change:
-                current = gpu["mig"]["current"]
-                if mode_change["pending"] != mode_change["to"]:
-                    current_step = {"action": "set_mode", "enabled": True}
-                    current, pending, status = executor.set_mode(True, gpu["mig"]["pending"])
-                    report["mode"] = {"current": current, "pending": pending, "status": status}
-                    report["mode_after"] = {"current": current, "pending": pending}
-                    current_step = None
+                current = _set_mode(executor, gpu, mode_change, True, report, progress)
                 if not current and params.get("reset_policy") == "if_idle":
                     current = _try_reset(run, executor, gpu, report)
                 if not current:
@@ -449,25 +443,12 @@ def _apply_gpu(run, gpu, plan, mode_change, want, what):
                 gpu = mig_state.read_gpu(run.nvml, gpu, run.trace)
                 _refresh(executor, gpu)
                 plan = _plan_for(gpu, want, run.driver_version, what)
-            if plan is not None and plan.changed:
-                for step in plan.steps:
-                    current_step = step
-                    report["steps"].append(executor.run_step(step))
-                current_step = None
+            _run_steps(executor, plan, report, progress)
         else:
-            if plan is not None and plan.changed:
-                for step in plan.steps:
-                    current_step = step
-                    report["steps"].append(executor.run_step(step))
-                current_step = None
+            # Instances go before MIG mode can be disabled.
+            _run_steps(executor, plan, report, progress)
             if mode_change:
-                current = gpu["mig"]["current"]
-                if mode_change["pending"] != mode_change["to"]:
-                    current_step = {"action": "set_mode", "enabled": False}
-                    current, pending, status = executor.set_mode(False, gpu["mig"]["pending"])
-                    report["mode"] = {"current": current, "pending": pending, "status": status}
-                    report["mode_after"] = {"current": current, "pending": pending}
-                    current_step = None
+                current = _set_mode(executor, gpu, mode_change, False, report, progress)
                 if current and params.get("reset_policy") == "if_idle":
                     _try_reset(run, executor, gpu, report)
         report["ran"] = executor.ran_steps()
@@ -477,6 +458,7 @@ def _apply_gpu(run, gpu, plan, mode_change, want, what):
         prefix = "GPU %d (%s): " % (gpu["index"], gpu.get("uuid"))
         if error.startswith(prefix):
             error = error[len(prefix) :]
+        current_step = progress["step"]
         report["error"] = "%s: %s" % (step_text(current_step), error) if current_step else error
         report["failed_step"] = dict(current_step) if current_step else None
         report["ran"] = executor.ran_steps() if executor is not None else []
@@ -489,6 +471,28 @@ def _apply_gpu(run, gpu, plan, mode_change, want, what):
             report["rolled_back"] = []
         report.pop("mode_after", None)
     return report, executor
+
+
+def _run_steps(executor, plan, report, progress):
+    """The plan's steps in order, each recorded in the report as it completes."""
+    if plan is None or not plan.changed:
+        return
+    for step in plan.steps:
+        progress["step"] = step
+        report["steps"].append(executor.run_step(step))
+    progress["step"] = None
+
+
+def _set_mode(executor, gpu, mode_change, enabled, report, progress):
+    """Request MIG mode ``enabled`` unless it is already pending. Returns MIG current."""
+    current = gpu["mig"]["current"]
+    if mode_change["pending"] != mode_change["to"]:
+        progress["step"] = {"action": "set_mode", "enabled": enabled}
+        current, pending, status = executor.set_mode(enabled, gpu["mig"]["pending"])
+        report["mode"] = {"current": current, "pending": pending, "status": status}
+        report["mode_after"] = {"current": current, "pending": pending}
+        progress["step"] = None
+    return current
 
 
 def _try_reset(run, executor, gpu, report):
