@@ -98,7 +98,9 @@ ansible_facts:
           returned: when O(packages=true)
           type: str
         packages:
-          description: Installed driver packages by name, each a list of C(version) entries (the shape of C(ansible_facts.packages)).
+          description:
+            - Installed driver packages by name, each a list of C(version) entries
+              (the shape of C(ansible_facts.packages)).
           returned: when O(packages=true)
           type: dict
         selections:

@@ -22,10 +22,10 @@ requirements:
   - enabled in ANSIBLE_CALLBACKS_ENABLED
 """
 
-import json
-import os
+import json  # noqa: E402  (after DOCUMENTATION, as Ansible plugins are laid out)
+import os  # noqa: E402
 
-from ansible.plugins.callback import CallbackBase
+from ansible.plugins.callback import CallbackBase  # noqa: E402
 
 
 def _plain(value):
