@@ -412,8 +412,8 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def docker(*argv: str, **kwargs) -> subprocess.CompletedProcess:
-    kwargs.setdefault("check", False)
-    return subprocess.run(["docker", *argv], **kwargs)
+    check = kwargs.pop("check", False)
+    return subprocess.run(["docker", *argv], check=check, **kwargs)
 
 
 def image_exists(tag: str) -> bool:

@@ -106,7 +106,7 @@ def converge(params, run, check_mode=False, sleep=time.sleep, clock=time.monoton
     ours = bool(node["reason"]) and node["reason"].startswith(mark(owner))
     result = {"changed": False, "node": dict(node, ours=ours), "jobs": None, "msg": ""}
     held_by_others = (node["drained"] or node["down"]) and not ours
-    if state == "info":
+    if state is None:  # read only
         result["jobs"] = jobs(run, params["squeue"], name)
         result["msg"] = "%s is %s" % (name, node["state"])
         return result

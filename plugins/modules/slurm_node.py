@@ -30,10 +30,11 @@ options:
     type: str
     required: true
   state:
-    description: C(info) only reads; C(drained) and C(resumed) change the node when needed.
+    description:
+      - C(drained) and C(resumed) change the node when needed.
+      - Without it, the module only reads the node.
     type: str
-    choices: [info, drained, resumed]
-    default: info
+    choices: [drained, resumed]
   owner:
     description: Who drains the node; the drain reason starts with C(gpuops <owner>:).
     type: str
@@ -151,7 +152,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             name=dict(type="str", required=True),
-            state=dict(type="str", choices=["info", "drained", "resumed"], default="info"),
+            state=dict(type="str", choices=["drained", "resumed"]),
             owner=dict(type="str", default="maintenance"),
             reason=dict(type="str", default="maintenance"),
             wait=dict(type="bool", default=True),
@@ -171,7 +172,7 @@ def main():
         if not value or any(ch in value for ch in ("\x00", "\n", "\r")) or value.startswith("-"):
             module.fail_json(msg="%s: must be a command name or path, without line breaks" % option)
     try:
-        result = converge(params, lambda argv: module.run_command(argv), check_mode=module.check_mode)
+        result = converge(params, module.run_command, check_mode=module.check_mode)
     except (SlurmError, ValueError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)

@@ -29,7 +29,7 @@ def _run(tmp_path, group_kubeconfig, use_group=True):
     env = _clean_env(tmp_path)
     inventory = tmp_path / "hosts.ini"
     inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
-    run = run_playbook(
+    run = run_playbook(  # pylint: disable=redundant-keyword-arg  (inventory is keyword-only)
         PLAYBOOK,
         "-e",
         f"out_file={out}",

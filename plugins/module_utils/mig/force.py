@@ -35,7 +35,7 @@ def _proc_name(pid, proc_root="/proc"):
     except ReadError:
         pass
     try:
-        first = read_bytes(os.path.join(base, "cmdline"), PROC_LIMIT).split(b"\0")[0].decode("utf-8", "replace")
+        first = read_bytes(os.path.join(base, "cmdline"), PROC_LIMIT).split(b"\0", 1)[0].decode("utf-8", "replace")
         if first:
             names.append(os.path.basename(first))
     except ReadError:

@@ -375,17 +375,11 @@ def resolve_mig_config(
 
 def _ranges(indices: Sequence[int]) -> str:
     """'0-7' for 0..7, '0-2, 4-7' with a gap."""
-    parts = []
-    items = sorted(indices)
-    start = prev = None
-    for item in items:
-        if start is None:
-            start = prev = item
-        elif item == prev + 1:
-            prev = item
+    runs = []  # [first, last] of each run of consecutive indices
+    for item in sorted(indices):
+        if runs and item == runs[-1][1] + 1:
+            runs[-1][1] = item
         else:
-            parts.append("%d" % start if start == prev else "%d-%d" % (start, prev))
-            start = prev = item
-    if start is not None:
-        parts.append("%d" % start if start == prev else "%d-%d" % (start, prev))
+            runs.append([item, item])
+    parts = ["%d" % first if first == last else "%d-%d" % (first, last) for first, last in runs]
     return ", ".join(parts)

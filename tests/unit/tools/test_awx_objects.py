@@ -32,7 +32,7 @@ def _surveys():
 
 def test_controller_playbook_is_generated_from_the_sources():
     out = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "awx_objects.py"), "--check"], capture_output=True, text=True
+        [sys.executable, str(ROOT / "tools" / "awx_objects.py"), "--check"], capture_output=True, text=True, check=False
     )
     assert out.returncode == 0, out.stderr
 
@@ -208,5 +208,6 @@ def test_the_controller_playbook_parses():
         capture_output=True,
         text=True,
         cwd=ROOT,
+        check=False,
     )
     assert out.returncode == 0, out.stdout + out.stderr

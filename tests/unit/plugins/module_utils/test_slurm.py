@@ -35,7 +35,7 @@ def cluster(tmp_path, monkeypatch):
 def params(**overrides):
     base = dict(
         name="n1",
-        state="info",
+        state=None,
         owner="maint",
         reason="firmware",
         wait=True,

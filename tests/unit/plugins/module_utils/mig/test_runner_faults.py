@@ -174,7 +174,7 @@ def test_every_step_has_cases_and_the_suite_is_large():
     assert len(CASES) >= 150
 
 
-@pytest.mark.parametrize(("scenario", "step", "call", "occurrence"), CASES, ids=lambda v: str(v))
+@pytest.mark.parametrize(("scenario", "step", "call", "occurrence"), CASES, ids=str)
 def test_a_failed_call_leaves_a_known_state(tmp_path, monkeypatch, scenario, step, call, occurrence):
     monkeypatch.setenv("GPUOPS_NVML_SIM_FIXTURE", str(simhost.FIXTURES / "a100-sxm4-40gb-x8.yml"))
     state = _prepare(scenario, tmp_path)
