@@ -29,7 +29,8 @@ def _run(tmp_path, group_kubeconfig, use_group=True):
     env = _clean_env(tmp_path)
     inventory = tmp_path / "hosts.ini"
     inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
-    run = run_playbook(  # pylint: disable=redundant-keyword-arg  (inventory is keyword-only)
+    # inventory is keyword-only: pylint mistakes it for the first of the positional arguments
+    run = run_playbook(  # pylint: disable=redundant-keyword-arg
         PLAYBOOK,
         "-e",
         f"out_file={out}",
