@@ -16,6 +16,7 @@ fail one). Each case asserts one of the allowed outcomes against the simulator's
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -122,8 +123,6 @@ def _prepare(scenario, directory):
     """State file after the scenario's setup runs (cached per scenario)."""
     state = directory / ("%s.json" % scenario)
     fixture = simhost.FIXTURES / "a100-sxm4-40gb-x8.yml"
-    import os
-
     os.environ["GPUOPS_NVML_SIM_FIXTURE"] = str(fixture)
     os.environ["GPUOPS_NVML_SIM_STATE"] = str(state)
     sim.nvml.sim_forget()
@@ -141,6 +140,9 @@ def _recorded(scenario):
         from pathlib import Path
 
         directory = Path(tempfile.mkdtemp(prefix="mig-faults-"))
+        # This runs while pytest collects: the simulator settings must not outlive it (a test
+        # collected later in the same process would inherit a state file that is gone).
+        saved = {key: os.environ.get(key) for key in ("GPUOPS_NVML_SIM_FIXTURE", "GPUOPS_NVML_SIM_STATE")}
         try:
             _prepare(scenario, directory)
             recorder = simhost.Recorder(sim.nvml)
@@ -160,6 +162,11 @@ def _recorded(scenario):
         finally:
             shutil.rmtree(directory, ignore_errors=True)
             sim.nvml.sim_forget()
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
     return _RECORDED[scenario]
 
 
@@ -177,8 +184,9 @@ def test_every_step_has_cases_and_the_suite_is_large():
 @pytest.mark.parametrize(("scenario", "step", "call", "occurrence"), CASES, ids=str)
 def test_a_failed_call_leaves_a_known_state(tmp_path, monkeypatch, scenario, step, call, occurrence):
     monkeypatch.setenv("GPUOPS_NVML_SIM_FIXTURE", str(simhost.FIXTURES / "a100-sxm4-40gb-x8.yml"))
+    # Set through monkeypatch first, so that the value _prepare writes is undone after the test.
+    monkeypatch.setenv("GPUOPS_NVML_SIM_STATE", str(tmp_path / ("%s.json" % scenario)))
     state = _prepare(scenario, tmp_path)
-    monkeypatch.setenv("GPUOPS_NVML_SIM_STATE", str(state))
     under_test = SCENARIOS[scenario][1]
     index = int(under_test["gpus"][0])
     data = json.loads(state.read_text())
