@@ -135,7 +135,7 @@ class DaemonSetController(OwnerController):
                 doomed += keep[1:]
                 keep = keep[:1]
             for pod in doomed:
-                self._delete(pod)
+                self.delete_pod(pod)
             by_node[node_name] = keep
         for node_name, (should_run, _continue) in placement.items():
             if should_run and not by_node.get(node_name):
@@ -176,12 +176,6 @@ class DaemonSetController(OwnerController):
                 f"Created pod: {created['metadata']['name']}",
             )
 
-    def _delete(self, pod: dict[str, Any]) -> None:
-        metadata = pod["metadata"]
-        self.client.delete(
-            "", "v1", "pods", metadata["namespace"], metadata["name"], uid=metadata["uid"]
-        )
-
     def _roll(self, ds, by_node, placement, current_hash, rolling) -> None:
         desired = sum(1 for should_run, _unused in placement.values() if should_run)
         max_unavailable = podutil.resolve_int_or_percent(
@@ -201,7 +195,7 @@ class DaemonSetController(OwnerController):
             if (pod["metadata"].get("labels") or {}).get(HASH_LABEL) == current_hash:
                 continue
             if not available:
-                self._delete(pod)  # an old pod that is not available anyway: replace now
+                self.delete_pod(pod)  # an old pod that is not available anyway: replace now
             else:
                 old_available.append(pod)
         unavailable += sum(
@@ -214,7 +208,7 @@ class DaemonSetController(OwnerController):
         for pod in old_available:
             if unavailable >= max_unavailable:
                 break
-            self._delete(pod)
+            self.delete_pod(pod)
             unavailable += 1
 
     def _write_status(self, ds, key, placement, current_hash) -> None:

@@ -148,7 +148,7 @@ class JobController(OwnerController):
         if outcome is not None:
             kind, reason, message = outcome
             for pod in active:
-                self._delete(pod)
+                self.delete_pod(pod)
             target = "SuccessCriteriaMet" if kind == "Complete" else "FailureTarget"
             conditions = podutil.set_condition(conditions, target, "True", reason, message)
             conditions = podutil.set_condition(conditions, kind, "True", reason, message)
@@ -161,7 +161,7 @@ class JobController(OwnerController):
                 self.client.event(job, reason, message, "Warning")
         elif spec.get("suspend"):
             for pod in active:
-                self._delete(pod)
+                self.delete_pod(pod)
             status["active"] = 0
             conditions = podutil.set_condition(
                 conditions, "Suspended", "True", "JobSuspended", "Job suspended"
@@ -256,7 +256,7 @@ class JobController(OwnerController):
                 reverse=True,
             )
             for pod in newest[: len(active) - wanted]:
-                self._delete(pod)
+                self.delete_pod(pod)
 
     def _create(self, job: dict[str, Any], index: int | None) -> None:
         template = (job.get("spec") or {}).get("template") or {}
@@ -286,12 +286,6 @@ class JobController(OwnerController):
             self.client.event(
                 job, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}"
             )
-
-    def _delete(self, pod: dict[str, Any]) -> None:
-        metadata = pod["metadata"]
-        self.client.delete(
-            "", "v1", "pods", metadata["namespace"], metadata["name"], uid=metadata["uid"]
-        )
 
     def _release(self, pods: list[dict[str, Any]]) -> None:
         """Drop the tracking finalizer of counted pods."""

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..store import ObjectKey
 from . import podutil
-from .runner import WorkController
+from .runner import NodesOfThePass, WorkController
 
 PODS = ("", "pods")
 NODES = ("", "nodes")
@@ -346,7 +346,7 @@ def _condition(kind, status, when, old, reason=None, message=None):
     return entry
 
 
-class Kubelet(WorkController):
+class Kubelet(NodesOfThePass, WorkController):
     name = "kubelet"
     primary = PODS
 
@@ -373,18 +373,6 @@ class Kubelet(WorkController):
                 if r.fields.get("spec.nodeName")
                 and r.fields.get("status.phase") not in ("Succeeded", "Failed")
             ]
-
-    def reconcile(self) -> None:
-        self._nodes: dict[str, dict[str, Any]] | None = None
-        super().reconcile()
-
-    def _node(self, name: str) -> dict[str, Any] | None:
-        """The node as stored at this pass (decoded once per pass, shared: read only)."""
-        if getattr(self, "_nodes", None) is None:
-            self._nodes = {
-                n["metadata"]["name"]: n for n in self.client.list_cached("", "v1", "nodes")
-            }
-        return self._nodes.get(name)
 
     def sync(self, key: ObjectKey) -> None:
         record = self.client.record(PODS, key)

@@ -22,7 +22,7 @@ from typing import Any
 from ..api import now, parse_time
 from ..store import ObjectKey
 from . import podutil
-from .runner import KCM, WorkController
+from .runner import KCM, NodesOfThePass, WorkController
 
 PODS = ("", "pods")
 NODES = ("", "nodes")
@@ -82,7 +82,7 @@ class NodeLifecycle(WorkController):
             self.client.patch("", "v1", "nodes", None, key[1], {"spec": {"taints": kept or None}})
 
 
-class TaintEviction(WorkController):
+class TaintEviction(NodesOfThePass, WorkController):
     name = "taint-eviction"
     manager = KCM
     primary = PODS
@@ -108,17 +108,6 @@ class TaintEviction(WorkController):
                 for r in self.cluster.store.scan(PODS, None, None)
                 if r.fields.get("spec.nodeName")
             ]
-
-    def reconcile(self) -> None:
-        self._nodes: dict[str, dict[str, Any]] | None = None
-        super().reconcile()
-
-    def _node(self, name: str) -> dict[str, Any] | None:
-        if getattr(self, "_nodes", None) is None:
-            self._nodes = {
-                n["metadata"]["name"]: n for n in self.client.list_cached("", "v1", "nodes")
-            }
-        return self._nodes.get(name)
 
     def sync(self, key: ObjectKey) -> None:
         record = self.client.record(PODS, key)

@@ -381,3 +381,22 @@ class Runner:
                 return
             self.run_once(changed)
             # Settle: if this pass wrote, the next loop runs at once (rv moved on).
+
+
+class NodesOfThePass:
+    """Mixin for a controller that looks nodes up by name: each reconcile pass decodes the
+    nodes once (the dicts are shared: read only)."""
+
+    _nodes: dict[str, dict[str, Any]] | None = None
+
+    def reconcile(self) -> None:
+        self._nodes = None
+        super().reconcile()  # type: ignore[misc]
+
+    def _node(self, name: str) -> dict[str, Any] | None:
+        if self._nodes is None:
+            self._nodes = {
+                n["metadata"]["name"]: n
+                for n in self.client.list_cached("", "v1", "nodes")  # type: ignore[attr-defined]
+            }
+        return self._nodes.get(name)

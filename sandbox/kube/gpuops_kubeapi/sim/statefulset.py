@@ -65,7 +65,7 @@ class StatefulSetController(OwnerController):
             if (pod.get("status") or {}).get("phase") == "Failed" and not podutil.is_terminating(
                 pod
             ):
-                self._delete(pod)
+                self.delete_pod(pod)
                 del by_ordinal[ordinal]
         blocked = False
         for ordinal in wanted:
@@ -86,11 +86,11 @@ class StatefulSetController(OwnerController):
             terminating = any(podutil.is_terminating(by_ordinal[o]) for o in surplus)
             if parallel:
                 for ordinal in surplus:
-                    self._delete(by_ordinal[ordinal])
+                    self.delete_pod(by_ordinal[ordinal])
             elif not terminating and all(
                 _running_ready(by_ordinal[o]) for o in by_ordinal if o in wanted
             ):
-                self._delete(by_ordinal[surplus[0]])
+                self.delete_pod(by_ordinal[surplus[0]])
         strategy = spec.get("updateStrategy") or {}
         if strategy.get("type", "RollingUpdate") == "RollingUpdate" and not blocked and not surplus:
             self._roll(sts, by_ordinal, wanted, update_revision)
@@ -144,12 +144,6 @@ class StatefulSetController(OwnerController):
                 f"create Pod {name} in StatefulSet {sts['metadata']['name']} successful",
             )
 
-    def _delete(self, pod: dict[str, Any]) -> None:
-        metadata = pod["metadata"]
-        self.client.delete(
-            "", "v1", "pods", metadata["namespace"], metadata["name"], uid=metadata["uid"]
-        )
-
     def _roll(self, sts, by_ordinal, wanted, update_revision) -> None:
         """Replace the highest pod of an older revision at or above partition, when every
         pod is running and ready (one at a time)."""
@@ -163,7 +157,7 @@ class StatefulSetController(OwnerController):
             if pod is None:
                 return
             if (pod["metadata"].get("labels") or {}).get(HASH_LABEL) != update_revision:
-                self._delete(pod)
+                self.delete_pod(pod)
                 return
 
     def _write_status(self, sts, key, update_revision, current_revision) -> None:

@@ -100,6 +100,13 @@ class OwnerController(WorkController):
         obj = record.decode()
         return None if obj["metadata"].get("deletionTimestamp") else obj
 
+    def delete_pod(self, pod: dict[str, Any]) -> None:
+        """Delete a pod it controls (the uid precondition: not a namesake created since)."""
+        metadata = pod["metadata"]
+        self.client.delete(
+            "", "v1", "pods", metadata["namespace"], metadata["name"], uid=metadata["uid"]
+        )
+
 
 class ReplicaSetController(OwnerController):
     name = "replicaset"
