@@ -22,7 +22,7 @@ export PY_COLORS ?= 0
 
 .PHONY: help venv collection helm lint sanity build-check unit integration docker docker-stop \
         fleet-image molecule sandbox-up sandbox-down kube-up kube-down demo bench test clean \
-        role-readmes awx ee-context ee ee-run
+        role-readmes awx ee-context ee ee-run host-tools
 
 help: ## List the targets
 	@echo "gpuops.cluster make targets:"
@@ -66,10 +66,13 @@ ee: venv collection docker ## Build the execution environment image offline (gpu
 ee-run: ee sandbox-up ## site.yml in the EE through ansible-runner, as an AWX job (SLICES=N: a sliced job)
 	@$(PY) tools/awx_jobs.py run --image "$$($(PY) tools/ee.py image)" --sandbox $(SANDBOX_DIR) --slices $${SLICES:-1}
 
-unit: venv collection helm ## pytest tests/unit
+host-tools: ## Debian packages the tests and the sandbox run for real: prometheus (+promtool), chromium
+	@tools/ensure-apt.sh prometheus chromium
+
+unit: venv collection helm host-tools ## pytest tests/unit
 	@tools/pytest-tier.sh tests/unit
 
-integration: venv collection helm docker ## pytest tests/integration (the EE/AWX tests build the EE image: make ee)
+integration: venv collection helm docker host-tools ## pytest tests/integration (the EE/AWX tests build the EE image: make ee)
 	@tools/pytest-tier.sh tests/integration
 
 docker: ## Install docker if missing and make sure the daemon answers (starts dockerd)
