@@ -52,8 +52,25 @@ if [ "${GPUOPS_KUBE_OPENSHIFT:-0}" = 1 ]; then
     args+=(--openshift)
 fi
 
+# The sandbox's outside services (sandbox/services.py: AWS stand-in, Prometheus), when they run:
+# the stand-in's Karpenter, Velero and KEDA controllers call them.
+services_env=()
+if [ -f "$SANDBOX_DIR/services.json" ]; then
+    mapfile -t services_env < <("$PY" - "$SANDBOX_DIR/services.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(f"GPUOPS_SANDBOX_AWS_ENDPOINT={s['aws_endpoint']}")
+for key, value in s.get("aws_env", {}).items():
+    print(f"{key}={value}")
+if s.get("prometheus_url"):
+    print(f"GPUOPS_SANDBOX_PROMETHEUS_URL={s['prometheus_url']}")
+PY
+)
+    echo "kube-up: the stand-in's controllers use the services in $SANDBOX_DIR/services.json"
+fi
+
 : >"$STATE/server.out"
-PYTHONPATH="$ROOT/sandbox/kube" setsid "$PY" -m gpuops_kubeapi serve "${args[@]}" \
+env "${services_env[@]}" PYTHONPATH="$ROOT/sandbox/kube" setsid "$PY" -m gpuops_kubeapi serve "${args[@]}" \
     >"$STATE/server.out" 2>"$STATE/server.log" </dev/null &
 started=$!
 for _ in $(seq 1 240); do
