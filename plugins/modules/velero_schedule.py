@@ -213,6 +213,12 @@ objects:
   returned: mode=apply
   type: list
   elements: dict
+schedules:
+  description: Per schedule - name, rpo_seconds (null when none declared), period_seconds (the
+    longest gap between two runs).
+  returned: mode=apply
+  type: list
+  elements: dict
 verdicts:
   description:
     - Per schedule (mode=verify) - verdict (ok, warning, breach, failed), reasons, phase,

@@ -150,6 +150,14 @@ def apply_all(kube, normalized):
     return {
         "changed": changed,
         "objects": objects,
+        "schedules": [
+            {
+                "name": entry["name"],
+                "rpo_seconds": entry.get("rpo_seconds"),
+                "period_seconds": entry.get("period_seconds"),
+            }
+            for entry in normalized["schedules"]
+        ],
         "diff": {"before": {"objects": before_all}, "after": {"objects": after_all}},
     }
 
