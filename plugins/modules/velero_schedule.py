@@ -113,7 +113,7 @@ options:
         description: Whether cluster-scoped resources are backed up.
         type: bool
       label_selector:
-        description: C({match_labels: {key: value}}).
+        description: 'C({match_labels: {key: value}}).'
         type: dict
       storage_location:
         description: BackupStorageLocation name.
@@ -256,7 +256,33 @@ def argument_spec():
         namespace=dict(type="str", default="velero"),
         mode=dict(type="str", choices=["apply", "verify"], default="apply"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
-        schedules=dict(type="list", elements="dict", default=[]),
+        schedules=dict(
+            type="list",
+            elements="dict",
+            default=[],
+            options=dict(
+                name=dict(type="str", required=True),
+                namespace=dict(type="str"),
+                schedule=dict(type="str"),
+                ttl=dict(type="str"),
+                rpo=dict(type="str"),
+                paused=dict(type="bool", default=False),
+                included_namespaces=dict(type="list", elements="str"),
+                excluded_namespaces=dict(type="list", elements="str"),
+                included_resources=dict(type="list", elements="str"),
+                excluded_resources=dict(type="list", elements="str"),
+                include_cluster_resources=dict(type="bool"),
+                label_selector=dict(type="dict"),
+                storage_location=dict(type="str"),
+                volume_snapshot_locations=dict(type="list", elements="str"),
+                snapshot_volumes=dict(type="bool"),
+                default_volumes_to_fs_backup=dict(type="bool"),
+                hooks=dict(type="list", elements="dict"),
+                skip_immediately=dict(type="bool"),
+                use_owner_references_in_backup=dict(type="bool"),
+                labels=dict(type="dict"),
+            ),
+        ),
         default_ttl=dict(type="str", default="720h"),
         backup_storage_location=dict(type="dict", no_log=False),
         volume_snapshot_locations=dict(type="list", elements="dict"),

@@ -68,20 +68,37 @@ def production(core, with_restore_fault=False):
         )
     client.AppsV1Api(core.api_client).create_namespaced_deployment(
         ns,
-        {"metadata": {"name": "trainer"},
-         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "trainer"}},
-                  "template": {"metadata": {"labels": {"app": "trainer"}},
-                               "spec": {"containers": [{"name": "main", "image": "trainer:1",
-                                        "resources": {"limits": {"nvidia.com/gpu": "2"}}}]}}}},
-    )  # fmt: skip
+        {
+            "metadata": {"name": "trainer"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "trainer"}},
+                "template": {
+                    "metadata": {"labels": {"app": "trainer"}},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "main",
+                                "image": "trainer:1",
+                                "resources": {"limits": {"nvidia.com/gpu": "2"}},
+                            }
+                        ]
+                    },
+                },
+            },
+        },
+    )
     return ns
 
 
 def backup_of(custom, ns, bsl):
     name = f"bk-{uuid.uuid4().hex[:6]}"
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Backup",
-            "metadata": {"name": name, "labels": {"velero.io/schedule-name": f"sched-{ns}"}},
-            "spec": {"includedNamespaces": [ns], "storageLocation": bsl}}  # fmt: skip
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Backup",
+        "metadata": {"name": name, "labels": {"velero.io/schedule-name": f"sched-{ns}"}},
+        "spec": {"includedNamespaces": [ns], "storageLocation": bsl},
+    }
     custom.create_namespaced_custom_object(GROUP, VERSION, NS, "backups", body)
 
     def done():
@@ -96,17 +113,46 @@ def location(custom, s3):
     bucket = f"b-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=bucket)
     name = f"l-{uuid.uuid4().hex[:6]}"
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "BackupStorageLocation", "metadata": {"name": name},
-            "spec": {"provider": "aws", "objectStorage": {"bucket": bucket}, "config": {"region": "us-east-1"}}}  # fmt: skip
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "BackupStorageLocation",
+        "metadata": {"name": name},
+        "spec": {
+            "provider": "aws",
+            "objectStorage": {"bucket": bucket},
+            "config": {"region": "us-east-1"},
+        },
+    }
     custom.create_namespaced_custom_object(GROUP, VERSION, NS, "backupstoragelocations", body)
-    wait_for(lambda: (custom.get_namespaced_custom_object(GROUP, VERSION, NS, "backupstoragelocations", name)
-                      .get("status") or {}).get("phase") == "Available", timeout=20)  # fmt: skip
+    wait_for(
+        lambda: (
+            (
+                custom.get_namespaced_custom_object(
+                    GROUP, VERSION, NS, "backupstoragelocations", name
+                ).get("status")
+                or {}
+            ).get("phase")
+            == "Available"
+        ),
+        timeout=20,
+    )
     return name
 
 
+# What the drills compare here (one lookup per kind and namespace).
+KINDS = ["Deployment", "ConfigMap"]
+
+
 def plan(ns):
-    return {"sandbox": {"rto_minutes": 15, "rpo_minutes": 60, "schedule": f"sched-{ns}", "namespaces": [ns],
-                        "smoke_checks": [{"kind": "ConfigMap", "namespace": ns, "name": "settings"}]}}  # fmt: skip
+    return {
+        "sandbox": {
+            "rto_minutes": 15,
+            "rpo_minutes": 60,
+            "schedule": f"sched-{ns}",
+            "namespaces": [ns],
+            "smoke_checks": [{"kind": "ConfigMap", "namespace": ns, "name": "settings"}],
+        }
+    }
 
 
 def test_backups_role(velero_server, core, s3):
@@ -149,8 +195,14 @@ def test_drill_dry_run_then_executed(velero_server, core, custom, s3, tmp_path):
         == []
     )
     done = tmp_path / "done"
-    result = drill(velero_server, dr_drill_plan="sandbox", dr_drill_plans=plan(ns), dr_drill_report_dir=str(done),
-                   dr_drill_execute=True)  # fmt: skip
+    result = drill(
+        velero_server,
+        dr_drill_plan="sandbox",
+        dr_drill_plans=plan(ns),
+        dr_drill_report_dir=str(done),
+        dr_drill_execute=True,
+        dr_drill_compare_kinds=KINDS,
+    )
     assert result.returncode == 0, result.stdout[-6000:]
     executed, text = report(done)
     assert executed["mode"] == "execute" and executed["failed_step"] is None, executed
@@ -175,8 +227,14 @@ def test_drill_dry_run_then_executed(velero_server, core, custom, s3, tmp_path):
 def test_drill_restore_failing_half_way(velero_server, core, custom, s3, tmp_path):
     ns = production(core, with_restore_fault=True)
     backup_of(custom, ns, location(custom, s3))
-    result = drill(velero_server, dr_drill_plan="sandbox", dr_drill_plans=plan(ns), dr_drill_report_dir=str(tmp_path),
-                   dr_drill_execute=True)  # fmt: skip
+    result = drill(
+        velero_server,
+        dr_drill_plan="sandbox",
+        dr_drill_plans=plan(ns),
+        dr_drill_report_dir=str(tmp_path),
+        dr_drill_execute=True,
+        dr_drill_compare_kinds=KINDS,
+    )
     assert result.returncode != 0
     failed, text = report(tmp_path)
     assert failed["failed_step"] == "restore" and "PartiallyFailed" in failed["failure"], failed
@@ -186,15 +244,31 @@ def test_drill_restore_failing_half_way(velero_server, core, custom, s3, tmp_pat
     assert f"drill-{ns}" not in [n.metadata.name for n in core.list_namespace().items]
 
 
+def bad_plan(**overrides):
+    return {
+        "sandbox": dict(
+            {"rto_minutes": 1, "rpo_minutes": 1, "schedule": "s", "namespaces": ["a"]}, **overrides
+        )
+    }
+
+
 def test_drill_bad_inputs(velero_server, tmp_path):
     cases = [
         ({"dr_drill_plan": "nope"}, "dr_drill_plan"),
-        ({"dr_drill_plan": "sandbox", "dr_drill_plans": {"sandbox": {"rto_minutes": -1, "rpo_minutes": 1, "schedule": "s", "namespaces": ["a"]}}}, "rto_minutes"),
-        ({"dr_drill_plan": "sandbox", "dr_drill_plans": {"sandbox": {"rto_minutes": 1, "rpo_minutes": 1, "schedule": "s", "namespaces": ["Bad_NS"]}}}, "DNS-1123"),
-        ({"dr_drill_plan": "model_corruption", "dr_drill_scratch_prefix": "DRILL/"}, "dr_drill_scratch_prefix"),
-        ({"dr_drill_plan": "model_corruption", "dr_drill_execute": "perhaps"}, "dr_drill_execute"),
-        ({"dr_drill_plan": "model_corruption", "dr_drill_compare_kinds": ["Pod"]}, "dr_drill_compare_kinds"),
-    ]  # fmt: skip
+        ({"dr_drill_plan": "sandbox", "dr_drill_plans": bad_plan(rto_minutes=-1)}, "rto_minutes"),
+        (
+            {"dr_drill_plan": "sandbox", "dr_drill_plans": bad_plan(namespaces=["Bad_NS"])},
+            "DNS-1123",
+        ),
+        (
+            {"dr_drill_plan": "model_corruption", "dr_drill_scratch_prefix": "DRILL/"},
+            "dr_drill_scratch_prefix",
+        ),
+        (
+            {"dr_drill_plan": "model_corruption", "dr_drill_compare_kinds": ["Pod"]},
+            "dr_drill_compare_kinds",
+        ),
+    ]
     for extra, named in cases:
         result = drill(velero_server, dr_drill_report_dir=str(tmp_path), **extra)
         assert result.returncode != 0, extra

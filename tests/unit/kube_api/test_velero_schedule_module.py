@@ -50,10 +50,15 @@ def options(bucket, **extra):
             "ca_cert": "-----BEGIN CERTIFICATE-----\nMIIBcafe\n-----END CERTIFICATE-----\n",
         },
         "schedules": [
-            {"name": name, "schedule": "0 */6 * * *", "ttl": "720h", "rpo": "12h",
-             "included_namespaces": [extra.pop("ns", "default")]}
+            {
+                "name": name,
+                "schedule": "0 */6 * * *",
+                "ttl": "720h",
+                "rpo": "12h",
+                "included_namespaces": [extra.pop("ns", "default")],
+            }
         ],
-    }  # fmt: skip
+    }
     base.update(extra)
     return base
 

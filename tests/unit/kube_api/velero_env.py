@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 
 import pytest
 
@@ -35,9 +36,11 @@ def s3_endpoint():
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    iam.create_user(UserName="velero")
+    # moto's backends are per process, shared by every server it starts: a user of our own.
+    user = f"velero-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
     iam.put_user_policy(
-        UserName="velero",
+        UserName=user,
         PolicyName="all",
         PolicyDocument=json.dumps(
             {
@@ -46,7 +49,7 @@ def s3_endpoint():
             }
         ),
     )
-    key = iam.create_access_key(UserName="velero")["AccessKey"]
+    key = iam.create_access_key(UserName=user)["AccessKey"]
     CREDS["AWS_ACCESS_KEY_ID"] = key["AccessKeyId"]
     CREDS["AWS_SECRET_ACCESS_KEY"] = key["SecretAccessKey"]
     saved = settings.INITIAL_NO_AUTH_ACTION_COUNT
