@@ -49,6 +49,7 @@ def controller_classes() -> dict[str, type[Controller]]:
     from .scheduler import Scheduler
     from .serviceaccounts import ServiceAccounts
     from .statefulset import StatefulSetController
+    from .velero import Velero
     from .workloads import DeploymentController, ReplicaSetController
 
     return {
@@ -67,6 +68,7 @@ def controller_classes() -> dict[str, type[Controller]]:
         "mig-manager": MigManager,
         "device-plugin": DevicePlugin,
         "olm": Olm,
+        "velero": Velero,
     }
 
 

@@ -1,0 +1,254 @@
+"""The DR drill's own overhead (issue 13, section 5): one namespace of 1,000 objects backed up by
+the stand-in Velero server into moto's S3, then timed twice in one run:
+
+- bare restore: a Velero Restore into a scratch namespace (namespaceMapping), created with the
+  kubernetes client and polled until its phase is final, then the namespace deleted;
+- drill: playbooks/dr_drill.yml with dr_drill_execute=true on the same backup (pick, preflight,
+  restore with the resource modifiers, compare, smoke checks, cleanup, report).
+
+Prints the drill's per-step seconds from its report, both totals and the ratio drill / bare
+restore (the issue's target: <= 1.3). Run: .venv/bin/python benchmarks/dr_drill.py [OBJECTS]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KUBE = ROOT / "sandbox" / "kube"
+GROUP, VERSION, NS = "velero.io", "v1", "velero"
+
+
+def start_moto():
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    return server, f"http://{host}:{port}"
+
+
+def start_kube(state_dir: Path, endpoint: str):
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(KUBE),
+        GPUOPS_SANDBOX_AWS_ENDPOINT=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "gpuops_kubeapi",
+        "serve",
+        "--port",
+        "0",
+        "--state-dir",
+        str(state_dir),
+        "--kubeconfig-out",
+        str(state_dir / "kubeconfig"),
+        "--crds",
+        "sandbox",
+        "--controllers",
+        "velero",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, text=True)
+    line = process.stdout.readline()
+    if "serving" not in line:
+        process.kill()
+        raise SystemExit(f"stand-in did not start: {line!r}")
+    return process, state_dir / "kubeconfig"
+
+
+def wait(predicate, timeout=600.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise SystemExit("timed out")
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    import boto3
+    from kubernetes import client, config
+
+    moto, endpoint = start_moto()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-dr-drill-"))
+    process, kubeconfig = start_kube(tmp, endpoint)
+    try:
+        api = config.new_client_from_config(str(kubeconfig))
+        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+        custom = client.CustomObjectsApi(api)
+        bucket = f"bench-{uuid.uuid4().hex[:8]}"
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        ).create_bucket(Bucket=bucket)
+        core.create_namespace({"metadata": {"name": NS}})
+        prod = "bench-prod"
+        core.create_namespace({"metadata": {"name": prod}})
+        started = time.perf_counter()
+        deployments = count // 5
+        services = count // 5
+        configmaps = count - deployments - services - 1  # + the Namespace itself
+        for index in range(configmaps):
+            core.create_namespaced_config_map(prod, {"metadata": {"name": f"cm-{index}"}, "data": {"i": str(index)}})
+        for index in range(deployments):
+            labels = {"app": f"d{index}"}
+            apps.create_namespaced_deployment(
+                prod,
+                {
+                    "metadata": {"name": f"d-{index}"},
+                    "spec": {
+                        "replicas": 1,
+                        "selector": {"matchLabels": labels},
+                        "template": {
+                            "metadata": {"labels": labels},
+                            "spec": {
+                                "containers": [
+                                    {"name": "main", "image": "x:1", "resources": {"limits": {"nvidia.com/gpu": "1"}}}
+                                ]
+                            },
+                        },
+                    },
+                },
+            )
+        for index in range(services):
+            core.create_namespaced_service(
+                prod, {"metadata": {"name": f"s-{index}"}, "spec": {"ports": [{"port": 80}], "selector": {"app": "x"}}}
+            )
+        print(
+            f"objects: {count} in namespace {prod} ({configmaps} ConfigMaps, {deployments} Deployments, "
+            f"{services} Services, the Namespace); created in {time.perf_counter() - started:.1f} s"
+        )
+        custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            NS,
+            "backupstoragelocations",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "BackupStorageLocation",
+                "metadata": {"name": "default"},
+                "spec": {
+                    "provider": "aws",
+                    "default": True,
+                    "objectStorage": {"bucket": bucket},
+                    "config": {"region": "us-east-1"},
+                },
+            },
+        )
+
+        def phase(plural, name):
+            obj = custom.get_namespaced_custom_object(GROUP, VERSION, NS, plural, name)
+            return (obj.get("status") or {}).get("phase")
+
+        wait(lambda: phase("backupstoragelocations", "default") == "Available")
+        started = time.perf_counter()
+        custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            NS,
+            "backups",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "Backup",
+                "metadata": {"name": "bench", "labels": {"velero.io/schedule-name": "bench"}},
+                "spec": {"includedNamespaces": [prod]},
+            },
+        )
+        wait(lambda: phase("backups", "bench") in ("Completed", "PartiallyFailed", "Failed"))
+        print(f"backup: {phase('backups', 'bench')} in {time.perf_counter() - started:.2f} s")
+
+        started = time.perf_counter()
+        custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            NS,
+            "restores",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "Restore",
+                "metadata": {"name": "bare"},
+                "spec": {"backupName": "bench", "namespaceMapping": {prod: "bare-scratch"}},
+            },
+        )
+        wait(lambda: phase("restores", "bare") in ("Completed", "PartiallyFailed", "Failed"))
+        bare = time.perf_counter() - started
+        core.delete_namespace("bare-scratch")
+        wait(lambda: "bare-scratch" not in [n.metadata.name for n in core.list_namespace().items])
+        print(f"bare restore: {phase('restores', 'bare')} in {bare:.2f} s")
+
+        plans = {
+            "bench": {
+                "rto_minutes": 60,
+                "rpo_minutes": 60,
+                "schedule": "bench",
+                "namespaces": [prod],
+                "smoke_checks": [{"kind": "ConfigMap", "namespace": prod, "min_count": configmaps}],
+            }
+        }
+        report_dir = tmp / "reports"
+        env = dict(os.environ, K8S_AUTH_KUBECONFIG=str(kubeconfig), ANSIBLE_PYTHON_INTERPRETER=sys.executable)
+        command = [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            str(ROOT / "playbooks" / "dr_drill.yml"),
+            "-e",
+            json.dumps(
+                {
+                    "dr_drill_plan": "bench",
+                    "dr_drill_plans": plans,
+                    "dr_drill_execute": True,
+                    "dr_drill_report_dir": str(report_dir),
+                }
+            ),
+        ]
+        started = time.perf_counter()
+        result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        drill = time.perf_counter() - started
+        reports = sorted(report_dir.glob("*.json"))
+        if result.returncode != 0 or not reports:
+            print(result.stdout[-3000:])
+            raise SystemExit("drill failed")
+        report = json.loads(reports[0].read_text())
+        for step in report["steps"]:
+            print(f"  drill step {step['name']:<13} {step['status']:<6} {step['seconds']:8.2f} s")
+        print(
+            f"drill: {drill:.2f} s wall (ansible-playbook), report elapsed {report['elapsed_minutes'] * 60:.2f} s, "
+            f"within_rto {report['within_rto']}, within_rpo {report['within_rpo']}"
+        )
+        print(
+            f"ratio drill / bare restore: {drill / bare:.2f} (wall), "
+            f"{report['elapsed_minutes'] * 60 / bare:.2f} (report elapsed); target <= 1.3"
+        )
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        moto.stop()
+
+
+if __name__ == "__main__":
+    main()
