@@ -54,8 +54,34 @@ def test_role_applies_and_rerun_changes_nothing(kube_server, applied):
     assert binding["roleRef"]["name"] == "gpuops-ml-engineer"
     quota = _get(kube_server, "/api/v1/namespaces/ml-training/resourcequotas/gpuops-quota")
     assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": "8"}
+    assert "PodDisruptionBudget ml-training/llm-train covers a training workload" in " ".join(
+        applied.stdout.split()
+    )
+    assert "single-replica training Job" not in applied.stdout
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "llm-train"},
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"job-name": "llm-train"}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "train", "image": "x"}]},
+            }
+        },
+    }
+    status, _, body = kube_server.request(
+        "POST",
+        "/apis/batch/v1/namespaces/ml-training/jobs",
+        json.dumps(job).encode(),
+        {"Content-Type": "application/json"},
+    )
+    assert status == 201, body
     rerun = run_playbook(kube_server, "security_baseline.yml")
     assert recap_changed(rerun.stdout) == 0, rerun.stdout[-3000:]
+    assert (
+        "PodDisruptionBudget ml-training/llm-train selects the single-replica training Job "
+        "llm-train: it blocks every node drain" in " ".join(rerun.stdout.split())
+    )
 
 
 def test_privileged_pod_refused_in_tenant_namespace(kube_server, applied):
