@@ -369,6 +369,11 @@ class Cluster:
         if resource_type.kind == "Pod" and resource_type.served_by_crd is None:
             defaults.admit_pod(obj)
             admission_warnings = self._admit_pod_security(obj)
+        elif (
+            resource_type.kind in pod_security.TEMPLATE_PATHS
+            and resource_type.served_by_crd is None
+        ):
+            admission_warnings = self._admit_pod_security(obj, workload=True)
         warnings = self._validate(resource_type, obj) + admission_warnings
         metadata["creationTimestamp"] = now()
         if resource_type.tracks_generation:
@@ -397,12 +402,18 @@ class Cluster:
         self._after_write(resource_type, None, obj)
         return obj, warnings
 
-    def _admit_pod_security(self, pod: dict[str, Any]) -> list[str]:
-        """Pod Security Admission (pod_security.py): raises 403 on enforce, returns warnings."""
-        metadata = pod["metadata"]
+    def _admit_pod_security(self, obj: dict[str, Any], workload: bool = False) -> list[str]:
+        """Pod Security Admission (pod_security.py): raises 403 on enforce (pods only), returns
+        warnings; a workload's pod template gets warnings and audit annotations only."""
+        metadata = obj["metadata"]
         record = self.store.get(("", "namespaces"), ("", metadata["namespace"]))
-        decision = pod_security.admit(pod, record.labels if record is not None else {})
-        if len(decision.audit_annotations) > 1:  # more than the enforce-policy annotation
+        labels = record.labels if record is not None else {}
+        if workload:
+            template = pod_security.pod_template(obj["kind"], obj) or {}
+            decision = pod_security.admit(template, labels, enforce=False)
+        else:
+            decision = pod_security.admit(obj, labels)
+        if set(decision.audit_annotations) - {pod_security.PREFIX + "enforce-policy"}:
             self.audit_events = self.audit_events[-999:] + [
                 {
                     "namespace": metadata["namespace"],

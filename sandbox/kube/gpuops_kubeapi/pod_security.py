@@ -11,6 +11,10 @@ The namespace's ``pod-security.kubernetes.io/<mode>`` and ``<mode>-version`` lab
   ``pod-security.kubernetes.io/audit-violations`` (the stand-in keeps the audit events it would
   log in ``Cluster.audit_events``).
 
+Workloads with a pod template (Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob,
+ReplicationController, PodTemplate) get the warn and audit verdicts of their template on create,
+never a refusal (enforce applies to pods only). Updates are not re-evaluated.
+
 Checks (the Pod Security Standards, written from the upstream pod-security-admission checks'
 reasons and details): baseline - host namespaces, privileged, non-default capabilities, hostPath
 volumes, hostPort, seccompProfile (Unconfined), procMount, sysctls; restricted adds
@@ -432,8 +436,35 @@ class Decision:
         self.audit_annotations: dict[str, str] = {}
 
 
-def admit(pod: dict[str, Any], namespace_labels: dict[str, str] | None) -> Decision:
-    """Evaluate a pod being created in a namespace with ``namespace_labels``."""
+# Kinds that carry a pod template: the path to it. Their creation is checked against the
+# namespace's warn and audit levels only; enforce applies to pods alone.
+TEMPLATE_PATHS = {
+    "Deployment": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "ReplicationController": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+    "PodTemplate": ("template",),
+}
+
+
+def pod_template(kind: str, obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The pod template of a workload object, or None when it has none."""
+    if kind not in TEMPLATE_PATHS:
+        return None
+    node: Any = obj
+    for key in TEMPLATE_PATHS[kind]:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None
+
+
+def admit(
+    pod: dict[str, Any], namespace_labels: dict[str, str] | None, enforce: bool = True
+) -> Decision:
+    """Evaluate a pod (or, with ``enforce=False``, a workload's pod template) being created in a
+    namespace with ``namespace_labels``."""
     decision = Decision()
     policy, error = namespace_policy(namespace_labels)
     if error:
@@ -451,14 +482,15 @@ def admit(pod: dict[str, Any], namespace_labels: dict[str, str] | None) -> Decis
     def label(mode: str) -> str:
         return "%s:%s" % policy[mode]
 
-    enforce = results("enforce")
-    decision.audit_annotations[PREFIX + "enforce-policy"] = label("enforce")
     if enforce:
-        decision.forbidden = 'pods "%s" is forbidden: violates PodSecurity "%s": %s' % (
-            name,
-            label("enforce"),
-            format_results(enforce),
-        )
+        failed = results("enforce")
+        decision.audit_annotations[PREFIX + "enforce-policy"] = label("enforce")
+        if failed:
+            decision.forbidden = 'pods "%s" is forbidden: violates PodSecurity "%s": %s' % (
+                name,
+                label("enforce"),
+                format_results(failed),
+            )
     audit = results("audit")
     if audit:
         decision.audit_annotations[AUDIT_ANNOTATION] = 'would violate PodSecurity "%s": %s' % (

@@ -263,3 +263,43 @@ def test_audit_events_in_process():
     assert event["annotations"][psa.AUDIT_ANNOTATION].startswith(
         'would violate PodSecurity "restricted:v1.31": privileged'
     )
+
+
+def test_workload_templates_get_warnings_and_audit_never_refusal():
+    from gpuops_kubeapi.api import Cluster, WriteOptions
+
+    cluster = Cluster()
+    cluster.bootstrap()
+    namespaces = cluster.resource_type("", "v1", "namespaces")
+    deployments = cluster.resource_type("apps", "v1", "deployments")
+    cluster.create(
+        namespaces,
+        None,
+        {
+            "metadata": {
+                "name": "tenant",
+                "labels": labels("restricted", "restricted", "restricted"),
+            }
+        },
+        WriteOptions(),
+    )
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "burn"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "burn"}},
+            "template": {"metadata": {"labels": {"app": "burn"}}, "spec": PRIVILEGED},
+        },
+    }
+    created, warnings = cluster.create(deployments, "tenant", deployment, WriteOptions())
+    assert created["metadata"]["name"] == "burn"
+    assert warnings[-1].startswith(
+        'would violate PodSecurity "restricted:v1.31": privileged (container "driver"'
+    )
+    (event,) = cluster.audit_events
+    assert "enforce-policy" not in json.dumps(event)
+    assert psa.pod_template(
+        "CronJob", {"spec": {"jobTemplate": {"spec": {"template": {"spec": {}}}}}}
+    ) == {"spec": {}}
+    assert psa.pod_template("ConfigMap", {"spec": {"template": {}}}) is None
