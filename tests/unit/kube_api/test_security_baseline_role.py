@@ -137,3 +137,52 @@ def test_applied_policies_give_the_expected_matrix(kube_server, applied):
     plan = sb.plan_baseline(spec)
     assert plan["errors"] == []
     assert nm.mismatches(plan, ours, ENDPOINTS, PROBES, namespace_labels) == []
+
+
+def test_personas_hold_least_privilege(kube_server, applied):
+    """An ML engineer (group ml-team, bound in ml-training only), through the stand-in's RBAC
+    with impersonation: pods in its namespace, nothing elsewhere, no secrets, no namespaces."""
+
+    def as_user(method, path, body=None, groups=("ml-team",)):
+        headers = {"Impersonate-User": "alice", "Content-Type": "application/json"}
+        connection = kube_server.connection()
+        try:
+            headers_list = [("Authorization", f"Bearer {kube_server.token}"), *headers.items()]
+            headers_list += [("Impersonate-Group", g) for g in groups]
+            connection.putrequest(method, path)
+            for key, value in headers_list:
+                connection.putheader(key, value)
+            data = json.dumps(body).encode() if body is not None else b""
+            connection.putheader("Content-Length", str(len(data)))
+            connection.endheaders(data)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read() or b"{}")
+        finally:
+            connection.close()
+
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "notebook"},
+        "spec": {
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [
+                {
+                    "name": "nb",
+                    "image": "x",
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        },
+    }
+    status, _ = as_user("POST", "/api/v1/namespaces/ml-training/pods", pod)
+    assert status == 201
+    status, body = as_user("POST", "/api/v1/namespaces/ml-serving/pods", pod)
+    assert status == 403 and 'cannot create resource "pods"' in body["message"]
+    status, body = as_user("GET", "/api/v1/namespaces/ml-training/secrets")
+    assert status == 403 and 'cannot list resource "secrets"' in body["message"]
+    status, _ = as_user("DELETE", "/api/v1/namespaces/ml-training")
+    assert status == 403
