@@ -203,7 +203,7 @@ def _endpoint(value, where, namespaces):
             raise BaselineError("%s.cidr: %s is not an IPv4 CIDR (like 10.0.0.0/8)" % (where, shown(cidr)))
         block = {"cidr": cidr}
         if value.get("except"):
-            block["except"] = [c for c in _list(value["except"], where + ".except")]
+            block["except"] = list(_list(value["except"], where + ".except"))
             for c in block["except"]:
                 if not isinstance(c, str) or not _CIDR.match(c):
                     raise BaselineError("%s.except: %s is not an IPv4 CIDR" % (where, shown(c)))

@@ -181,8 +181,7 @@ def render_bindings(bindings, roles, managed_namespaces, labels):
     """RoleBindings (per namespace) and ClusterRoleBindings for ``bindings``; raises RbacError."""
     if not isinstance(bindings, list):
         raise RbacError("security_baseline_rbac_bindings: must be a list, got %s" % shown(bindings))
-    known = {(r["kind"], (r["metadata"].get("namespace")), r["metadata"]["name"]) for r in roles}
-    cluster_roles = {n for k, _, n in known if k == "ClusterRole"}
+    cluster_roles = {r["metadata"]["name"] for r in roles if r["kind"] == "ClusterRole"}
     out = []
     for index, binding in enumerate(bindings):
         where = "security_baseline_rbac_bindings[%d]" % index
