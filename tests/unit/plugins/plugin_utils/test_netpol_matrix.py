@@ -15,6 +15,7 @@ ENDPOINTS = [
     {"name": "model-server", "namespace": "ml-serving", "labels": {"app.kubernetes.io/component": "model-server"}},
     {"name": "serving-other", "namespace": "ml-serving", "labels": {"app.kubernetes.io/name": "batch"}},
     {"name": "operator", "namespace": "gpu-operator", "labels": {"app": "gpu-operator"}},
+    {"name": "dcgm-exporter", "namespace": "gpu-operator", "labels": {"app": "nvidia-dcgm-exporter"}},
     {"name": "kube-dns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
     {"name": "ingress", "namespace": "ingress-nginx", "labels": {"app.kubernetes.io/name": "ingress-nginx"}},
     {"name": "prometheus", "namespace": "monitoring", "labels": {"app.kubernetes.io/name": "prometheus"}},
@@ -28,6 +29,7 @@ PROBES = [
     (53, "TCP"),
     (8080, "TCP"),
     (9090, "TCP"),
+    (9400, "TCP"),
     (5000, "TCP"),
     (6566, "TCP"),
     (443, "TCP"),
@@ -58,6 +60,9 @@ def test_the_matrix_itself(plan):
     # The declared allows work.
     assert m[("ingress", "model-server", 8080, "TCP")]
     assert m[("prometheus", "model-server", 9090, "TCP")]
+    assert m[("prometheus", "dcgm-exporter", 9400, "TCP")]
+    assert not m[("prometheus", "operator", 9400, "TCP")]
+    assert not m[("grafana", "dcgm-exporter", 9400, "TCP")]
     assert m[("trainer", "mlflow", 5000, "TCP")]
     assert m[("model-server", "feast", 6566, "TCP")] and m[("serving-other", "feast", 6566, "TCP")]
     assert m[("operator", "apiserver", 443, "TCP")]
@@ -137,6 +142,7 @@ def test_policy_semantics():
 def test_intent_without_declared_allows(plan):
     bare = copy.deepcopy(plan)
     bare["allows"] = []
-    src, dst = ENDPOINTS[5], ENDPOINTS[1]
+    by_name = {e["name"]: e for e in ENDPOINTS}
+    src, dst = by_name["ingress"], by_name["model-server"]
     assert nm.expected(bare, src, dst, 8080, "TCP") is False
     assert nm.expected(plan, src, dst, 8080, "TCP") is True
