@@ -22,7 +22,7 @@ export PY_COLORS ?= 0
 
 .PHONY: help venv collection helm lint sanity build-check unit integration docker docker-stop \
         fleet-image molecule sandbox-up sandbox-down kube-up kube-down demo bench test clean \
-        role-readmes awx ee-context ee ee-run host-tools
+        role-readmes awx ee-context ee ee-run host-tools checkov
 
 help: ## List the targets
 	@echo "gpuops.cluster make targets:"
@@ -42,8 +42,12 @@ collection: ## Link build/collections/ansible_collections/gpuops/cluster -> repo
 	@test -f $(COLLECTION_LINK)/galaxy.yml
 	@echo "collection: $(COLLECTION_LINK) -> repo root"
 
-lint: venv collection ## ansible-lint (production profile), yamllint, ruff, changelog lint
+lint: venv collection ## ansible-lint (production profile), yamllint, ruff, changelog lint, checkov
 	@ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) tools/lint.sh
+	@$(MAKE) --no-print-directory checkov
+
+checkov: venv collection ## checkov on every manifest security_baseline renders (own venv build/checkov-venv)
+	@tools/checkov.sh
 
 sanity: venv ## ansible-test sanity (offline) on a copy under build/sanity
 	@tools/sanity.sh

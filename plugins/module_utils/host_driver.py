@@ -221,6 +221,24 @@ def _find_nvml_library(host_root):
     return present, version
 
 
+def parse_driver_params(text):
+    """/proc/driver/nvidia/params -> {name: value} (lines like ``RmProfilingAdminOnly: 1``)."""
+    params = {}
+    for line in (text or "").splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip():
+            params[name.strip()] = value.strip()
+    return params
+
+
+def profiling_admin_only(params):
+    """RmProfilingAdminOnly as a bool (GPU performance counters for admins only), None if absent."""
+    value = params.get("RmProfilingAdminOnly")
+    if value is None or not value.isdigit():
+        return None
+    return int(value) != 0
+
+
 def read_host_driver(host_root="/"):
     """Host and driver facts: ({kernel, secure_boot}, {state, version, kernel_module, ...})."""
     release = read_kernel_release(host_root)
@@ -237,9 +255,12 @@ def read_host_driver(host_root="/"):
         "nouveau_loaded": "nouveau" in modules or _exists(os.path.join(host_root, "sys/module/nouveau")),
         "cuda_driver_version": None,
         "nvml_version": None,
+        "profiling_admin_only": None,
     }
     if loaded:
         driver["state"] = "loaded"
+        params = parse_driver_params(_read_text(os.path.join(host_root, "proc/driver/nvidia/params")))
+        driver["profiling_admin_only"] = profiling_admin_only(params)
         if driver["version"] is None:
             text = _read_text(os.path.join(host_root, "sys/module/nvidia/version"), SYSFS_LIMIT)
             if text and text.strip():

@@ -181,6 +181,15 @@ ansible_facts:
               returned: always
               type: bool
               sample: false
+            profiling_admin_only:
+              description:
+                - Whether the driver restricts GPU performance counters to admin users
+                  (C(RmProfilingAdminOnly) in C(/proc/driver/nvidia/params); the driver option
+                  C(NVreg_RestrictProfilingToAdminUsers)); null when the driver is not loaded or
+                  does not report it.
+              returned: always
+              type: bool
+              sample: true
             cuda_driver_version:
               description: Highest CUDA version the driver supports (from NVML), or null.
               returned: always

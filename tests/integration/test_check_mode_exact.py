@@ -27,16 +27,17 @@ def object_keys(entry):
         definition = args.get("definition") or {}
         if isinstance(definition, str):
             definition = yaml.safe_load(definition) or {}
-        if isinstance(definition, list):
-            definition = definition[0] if definition else {}
-        meta = definition.get("metadata") or {}
+        # A list definition (security_baseline applies every manifest in one call) stands for
+        # each of its objects.
+        definitions = definition if isinstance(definition, list) else [definition]
         return {
             (
                 "k8s",
-                args.get("kind") or definition.get("kind"),
-                args.get("namespace") or meta.get("namespace"),
-                args.get("name") or meta.get("name"),
+                args.get("kind") or item.get("kind"),
+                args.get("namespace") or (item.get("metadata") or {}).get("namespace"),
+                args.get("name") or (item.get("metadata") or {}).get("name"),
             )
+            for item in definitions or [{}]
         }
     if action == "kubernetes.core.k8s_drain":
         return {("k8s", "Node", None, args.get("name"))}

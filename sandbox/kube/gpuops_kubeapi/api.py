@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from . import defaults, fieldsets, kinds, patches, rbac
+from . import defaults, fieldsets, kinds, patches, pod_security, rbac
 from . import schema as schemas
 from .errors import (
     ApiError,
@@ -127,6 +127,8 @@ class Cluster:
         for resource_type in kinds.BUILTIN_TYPES:
             self._register(resource_type)
         self.crd_types: dict[str, list[ResourceType]] = {}
+        # Pod Security Admission's audit annotations, as the audit log would record them.
+        self.audit_events: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ registry
 
@@ -363,9 +365,16 @@ class Cluster:
         self._prepare_special(resource_type, obj, None)
         self._default_structs(resource_type, obj)
         defaults.apply_defaults(resource_type.kind, obj)
+        admission_warnings = []
         if resource_type.kind == "Pod" and resource_type.served_by_crd is None:
             defaults.admit_pod(obj)
-        warnings = self._validate(resource_type, obj)
+            admission_warnings = self._admit_pod_security(obj)
+        elif (
+            resource_type.kind in pod_security.TEMPLATE_PATHS
+            and resource_type.served_by_crd is None
+        ):
+            admission_warnings = self._admit_pod_security(obj, workload=True)
+        warnings = self._validate(resource_type, obj) + admission_warnings
         metadata["creationTimestamp"] = now()
         if resource_type.tracks_generation:
             metadata["generation"] = 1
@@ -392,6 +401,34 @@ class Cluster:
         self.store.put(resource_type.key, self.make_record(resource_type, obj, rv), "ADDED")
         self._after_write(resource_type, None, obj)
         return obj, warnings
+
+    def _admit_pod_security(self, obj: dict[str, Any], workload: bool = False) -> list[str]:
+        """Pod Security Admission (pod_security.py): raises 403 on enforce (pods only), returns
+        warnings; a workload's pod template gets warnings and audit annotations only."""
+        metadata = obj["metadata"]
+        record = self.store.get(("", "namespaces"), ("", metadata["namespace"]))
+        labels = record.labels if record is not None else {}
+        if workload:
+            template = pod_security.pod_template(obj["kind"], obj) or {}
+            decision = pod_security.admit(template, labels, enforce=False)
+        else:
+            decision = pod_security.admit(obj, labels)
+        if set(decision.audit_annotations) - {pod_security.PREFIX + "enforce-policy"}:
+            self.audit_events = self.audit_events[-999:] + [
+                {
+                    "namespace": metadata["namespace"],
+                    "name": metadata.get("name", ""),
+                    "annotations": decision.audit_annotations,
+                }
+            ]
+        if decision.forbidden:
+            raise ApiError(
+                403,
+                "Forbidden",
+                decision.forbidden,
+                {"name": metadata.get("name", ""), "kind": "pods"},
+            )
+        return decision.warnings
 
     def _default_structs(self, resource_type: ResourceType, obj: dict[str, Any]) -> None:
         """Go structs serialize even when empty: built-ins always carry spec (and status when

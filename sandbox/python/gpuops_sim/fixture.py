@@ -315,6 +315,8 @@ def resolve(doc, catalog, source="fixture"):
             "cuda_driver_version": int(driver.get("cuda_driver_version", 12040)),
             "nouveau_loaded": bool(driver.get("nouveau_loaded", False)),
             "build_date": str(driver.get("build_date", "Tue Oct  1 00:53:58 UTC 2024")),
+            # RmProfilingAdminOnly in /proc/driver/nvidia/params (the driver's default is 1).
+            "profiling_admin_only": bool(driver.get("profiling_admin_only", True)),
         },
         "nvswitches": nvswitches,
         "pci_devices": pci_devices,

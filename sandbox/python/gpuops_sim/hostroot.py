@@ -167,6 +167,12 @@ def render(fixture, root, uuids=None):
 
     if loaded:
         _write(os.path.join(root, "proc/driver/nvidia/version"), _version_file(driver))
+        params = {
+            "ResmanDebugLevel": "4294967295",
+            "EnableMSI": "1",
+            "RmProfilingAdminOnly": "1" if driver.get("profiling_admin_only", True) else "0",
+        }
+        _write(os.path.join(root, "proc/driver/nvidia/params"), "".join("%s: %s\n" % kv for kv in params.items()))
         _write(os.path.join(root, "sys/module/nvidia/version"), driver["version"] + "\n")
         for module in ("nvidia_uvm", "nvidia_modeset", "nvidia_drm"):
             os.makedirs(os.path.join(root, "sys/module", module), exist_ok=True)
