@@ -42,6 +42,7 @@ CONTROLLER_NAMES = (
     "mig-manager",
     "device-plugin",
     "olm",
+    "karpenter",
 )
 KCM = "kube-controller-manager"
 
