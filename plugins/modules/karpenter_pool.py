@@ -223,6 +223,14 @@ options:
   node_class_spec:
     description: More EC2NodeClass spec fields (those without an option here), merged over the rendered ones.
     type: dict
+  interruption_queue:
+    description:
+      - Name of the SQS queue Karpenter reads interruption events from. When given, the queue
+        (300 s retention, SSE, a policy for EventBridge) and the EventBridge rules for spot
+        interruption warnings, rebalance recommendations, instance state changes and AWS Health
+        scheduled changes are created or corrected with boto3; RV(karpenter_settings) gives the
+        Karpenter setting to pass (C(settings.interruptionQueue)).
+    type: str
   validate_instance_types:
     description: Look the instance types up in EC2. Required with O(mig_layout) or O(sharing_config).
     type: bool
@@ -282,6 +290,14 @@ instance_types:
   returned: always
   type: list
   elements: dict
+interruption_queue:
+  description: The queue (C(name), C(url), C(arn)), its rules and what was changed.
+  returned: when interruption_queue is given
+  type: dict
+karpenter_settings:
+  description: Karpenter settings this pool relies on (C(interruptionQueue)).
+  returned: when interruption_queue is given
+  type: dict
 subnet_zones:
   description: Zones of the subnets the node class selects.
   returned: when instance types were validated
@@ -359,6 +375,7 @@ POOL_OPTIONS = dict(
     sharing_config=dict(type="dict"),
     node_pool_spec=dict(type="dict"),
     node_class_spec=dict(type="dict"),
+    interruption_queue=dict(type="str"),
     validate_instance_types=dict(type="bool", default=True),
     field_manager=dict(type="str", default="gpuops-karpenter-pool"),
     force_conflicts=dict(type="bool", default=False),
@@ -382,11 +399,18 @@ def main():
         auth = {key: params.get(key) for key in AUTH_ARG_SPEC}
         return KubeAccess(auth, params["field_manager"], params["force_conflicts"], module.check_mode)
 
+    aws = {}
+
+    def aws_factory(service):
+        if "clients" not in aws:
+            aws["clients"] = AwsClients(connection_settings(params))
+        return aws["clients"].client(service)
+
     def ec2_factory():
-        return AwsClients(connection_settings(params)).client("ec2")
+        return aws_factory("ec2")
 
     try:
-        result = run(params, kube_factory, ec2_factory, module.check_mode)
+        result = run(params, kube_factory, ec2_factory, module.check_mode, aws_factory)
     except (KarpenterPoolError, AwsSettingsError) as exc:
         module.fail_json(msg="%s; nothing changed" % exc)
     except Exception as exc:  # boto3 / Kubernetes API errors: the reason, never the request

@@ -11,7 +11,7 @@ from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.gpuops.cluster.plugins.module_utils.karpenter import cel, gate, instances, render
+from ansible_collections.gpuops.cluster.plugins.module_utils.karpenter import cel, gate, instances, interruption, render
 from ansible_collections.gpuops.cluster.plugins.module_utils.karpenter._common import (
     NODECLASS_API,
     NODEPOOL_API,
@@ -84,7 +84,7 @@ def _absent(spec, kube, result):
     return result
 
 
-def run(params, kube_factory, ec2_factory, check_mode):
+def run(params, kube_factory, ec2_factory, check_mode, aws_factory=None):
     """The module's result; ``kube_factory()``/``ec2_factory()`` make the clients lazily.
 
     Raises KarpenterPoolError before any change for anything that refuses the pool.
@@ -118,6 +118,13 @@ def run(params, kube_factory, ec2_factory, check_mode):
             for o in kube.list_labelled(OVERLAY_API, "NodeOverlay", spec["name"])
             if o["metadata"]["name"] not in names
         ]
+    if spec["interruption_queue"]:
+        changed, info = interruption.ensure(
+            aws_factory("sqs"), aws_factory("events"), spec["interruption_queue"], check_mode
+        )
+        result["changed"] = result["changed"] or changed
+        result["interruption_queue"] = info
+        result["karpenter_settings"] = {"interruptionQueue": spec["interruption_queue"]}
     applied = {}
     for obj in wanted:
         before, after = kube.apply(obj)

@@ -579,4 +579,10 @@ def validate_params(params):
     spec["sharing"] = _sharing(params.get("sharing_config"))
     spec["node_pool_spec"] = _raw_node_pool_spec(params.get("node_pool_spec"))
     spec["node_class_spec"] = _raw_node_class_spec(params.get("node_class_spec"))
+    queue = params.get("interruption_queue")
+    if queue is not None:
+        from ansible_collections.gpuops.cluster.plugins.module_utils.karpenter.interruption import check_queue_name
+
+        check_queue_name(queue)
+    spec["interruption_queue"] = queue
     return spec

@@ -7,6 +7,7 @@ what is allowed, and leave no Karpenter object behind.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -202,6 +203,32 @@ def test_gpu_requirements_resolve_and_warn(kubeconfig, ec2_endpoint):
     _run(kubeconfig, ec2_endpoint, {"name": args["name"], "state": "absent"})
 
 
+def test_interruption_queue_and_rules(kubeconfig, ec2_endpoint):
+    import boto3
+
+    args = _pool(interruption_queue="karpenter-sandbox")
+    checked = _run(kubeconfig, ec2_endpoint, args, check_mode=True)
+    assert checked.get("failed") is not True, checked
+    assert checked["changed"] is True and checked["interruption_queue"]["changes"][0] == "queue karpenter-sandbox"
+    sqs = boto3.client("sqs", region_name=REGION, endpoint_url=ec2_endpoint)
+    assert "karpenter-sandbox" not in " ".join(sqs.list_queues().get("QueueUrls") or [])
+    first = _run(kubeconfig, ec2_endpoint, args)
+    assert first["karpenter_settings"] == {"interruptionQueue": "karpenter-sandbox"}
+    events = boto3.client("events", region_name=REGION, endpoint_url=ec2_endpoint)
+    rules = {r["Name"]: r for r in events.list_rules(NamePrefix="karpenter-sandbox-")["Rules"]}
+    assert sorted(rules) == sorted(
+        "karpenter-sandbox-" + s
+        for s in ("ScheduledChangeRule", "SpotInterruptionRule", "RebalanceRule", "InstanceStateChangeRule")
+    )
+    spot = json.loads(rules["karpenter-sandbox-SpotInterruptionRule"]["EventPattern"])
+    assert spot == {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]}
+    targets = events.list_targets_by_rule(Rule="karpenter-sandbox-SpotInterruptionRule")["Targets"]
+    assert [t["Arn"] for t in targets] == [first["interruption_queue"]["arn"]]
+    again = _run(kubeconfig, ec2_endpoint, args)
+    assert again["changed"] is False and again["interruption_queue"]["changes"] == []
+    _run(kubeconfig, ec2_endpoint, {"name": args["name"], "state": "absent"})
+
+
 GOOD = {"tags": {"karpenter.sh/discovery": "sandbox"}}
 
 # (case id, overrides of a good pool, needles the message must contain)
@@ -383,6 +410,7 @@ BAD = [
         ["validate_instance_types: must be true"],
     ),
     ("kubelet-bad", {"kubelet": {"maxPods": "many"}}, ["kubelet.maxPods", "non-negative integer"]),
+    ("queue-name-bad", {"interruption_queue": "karpenter queue!"}, ["interruption_queue", "letters, digits"]),
     ("raw-class-role", {"node_class_spec": {"role": "x"}}, ["node_class_spec.role", "use the module's own option"]),
 ]
 
