@@ -27,7 +27,7 @@ BASE_POLICY = {
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 
-def wait_for(predicate, timeout=20.0, what="condition"):
+def wait_for(predicate, timeout=60.0, what="condition"):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -237,3 +237,125 @@ def test_budget_windows_and_cron():
     assert allowed_disruptions(pool, "Underutilized", 10, monday_10) == 0
     assert allowed_disruptions(pool, "Empty", 10, monday_10) == 2
     assert allowed_disruptions(pool, "Underutilized", 10, monday_10.replace(hour=20)) == 2
+
+
+def test_spot_interruption_replaces_the_node_and_moves_the_training_pod(tmp_path, monkeypatch):
+    """An interruption event sent through EventBridge to the queue: a replacement NodeClaim is
+    launched first, the node is drained within its terminationGracePeriod, the Deployment's
+    pod runs on the replacement and the pool keeps one node."""
+    import json as jsonlib
+
+    import boto3
+    from kubernetes import client, dynamic
+    from moto.server import ThreadedMotoServer
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    for key, value in dict(
+        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
+    ).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("GPUOPS_SANDBOX_AWS_ENDPOINT", endpoint)
+    monkeypatch.setenv("GPUOPS_SANDBOX_KARPENTER_INTERRUPTION_QUEUE", "karpenter-spot")
+    monkeypatch.setenv("GPUOPS_SANDBOX_KARPENTER_DIR", str(tmp_path))
+    sqs = boto3.client("sqs", endpoint_url=endpoint)
+    events = boto3.client("events", endpoint_url=endpoint)
+    arn = sqs.get_queue_attributes(
+        QueueUrl=sqs.create_queue(QueueName="karpenter-spot")["QueueUrl"],
+        AttributeNames=["QueueArn"],
+    )["Attributes"]["QueueArn"]
+    events.put_rule(
+        Name="karpenter-spot-SpotInterruptionRule",
+        EventPattern=jsonlib.dumps(
+            {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]}
+        ),
+    )
+    events.put_targets(
+        Rule="karpenter-spot-SpotInterruptionRule", Targets=[{"Id": "q", "Arn": arn}]
+    )
+    server = start_server(
+        tmp_path / "kube", SANDBOX_CRDS, "--controllers", "all", "--pod-failure-backoff", "0.5"
+    )
+    try:
+        api = api_client_for(server)
+        dyn = dynamic.DynamicClient(api)
+        core = client.CoreV1Api(api)
+        dyn.resources.get(api_version="nvidia.com/v1", kind="ClusterPolicy").create(
+            body={
+                "apiVersion": "nvidia.com/v1",
+                "kind": "ClusterPolicy",
+                "metadata": {"name": "cluster-policy"},
+                "spec": BASE_POLICY,
+            }
+        )
+        body = _pool("spot", ["p4d.24xlarge"], 16)
+        body["spec"]["template"]["spec"]["terminationGracePeriod"] = "5s"
+        dyn.resources.get(api_version="karpenter.sh/v1", kind="NodePool").create(body=body)
+        template = _pod("trainer", 8, annotations={"karpenter.sh/do-not-disrupt": "true"})
+        client.AppsV1Api(api).create_namespaced_deployment(
+            "default",
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "trainer"},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": {"app": "trainer"}},
+                    "template": {
+                        "metadata": {
+                            "labels": {"app": "trainer"},
+                            "annotations": template["metadata"]["annotations"],
+                        },
+                        "spec": template["spec"],
+                    },
+                },
+            },
+        )
+
+        def running_on():
+            pods = [
+                p
+                for p in core.list_namespaced_pod("default", label_selector="app=trainer").items
+                if p.status.phase == "Running" and not p.metadata.deletion_timestamp
+            ]
+            return pods[0].spec.node_name if len(pods) == 1 else None
+
+        first = wait_for(running_on, timeout=90, what="trainer running")
+        [claim] = dyn.resources.get(api_version="karpenter.sh/v1", kind="NodeClaim").get().items
+        instance_id = claim.status.providerID.rsplit("/", 1)[-1]
+        events.put_events(
+            Entries=[
+                {
+                    "Source": "aws.ec2",
+                    "DetailType": "EC2 Spot Instance Interruption Warning",
+                    "Detail": jsonlib.dumps(
+                        {"instance-id": instance_id, "instance-action": "terminate"}
+                    ),
+                }
+            ]
+        )
+        started = time.monotonic()
+        second = wait_for(
+            lambda: (running_on() or first) != first and running_on(),
+            timeout=60,
+            what="trainer moved",
+        )
+        assert second != first
+        wait_for(
+            lambda: [n.metadata.name for n in _karpenter_nodes(core, "spot")] == [second],
+            timeout=60,
+            what="old node gone",
+        )
+        # terminationGracePeriod 5s bounds the drain; the rest is scheduling on a loaded machine.
+        assert time.monotonic() - started < 60
+        assert (
+            len(dyn.resources.get(api_version="karpenter.sh/v1", kind="NodeClaim").get().items) == 1
+        )
+        reasons = [e.reason for e in core.list_namespaced_event("default").items]
+        assert "SpotInterrupted" in reasons
+        api.close()
+    finally:
+        stop_server(server)
+        moto.stop()

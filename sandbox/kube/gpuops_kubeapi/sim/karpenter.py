@@ -25,11 +25,21 @@ What it does, as upstream does it (docs: concepts/scheduling, disruption, nodepo
   `karpenter.sh/disrupted:NoSchedule`, evicts its pods through the Eviction API (PDBs apply),
   then deletes the Node and its NodeClaim.
 
-Not simulated: drift, expiration, spot interruption, price-based selection.
+- Interruption: with GPUOPS_SANDBOX_KARPENTER_INTERRUPTION_QUEUE (the queue of Karpenter's
+  `settings.interruptionQueue`) and GPUOPS_SANDBOX_AWS_ENDPOINT, the queue is polled (SQS
+  through boto3, EventBridge events as upstream receives them). A spot interruption warning,
+  a scheduled change (AWS Health) or a stopping/terminated state change for the instance of a
+  NodeClaim launches a replacement NodeClaim of the same type first, then taints and drains the
+  node (Eviction API; do-not-disrupt does not hold back an instance that is going away); pods
+  still there at the claim's terminationGracePeriod (default 2 minutes, the spot warning's lead
+  time) are deleted and the node goes. Rebalance recommendations are only recorded as events.
+
+Not simulated: drift, expiration, price-based selection.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import string
@@ -67,6 +77,9 @@ SIM_MODELS = {
     ("L40S", 45776): "L40S",
 }
 NOMINATION_SECONDS = 30.0
+QUEUE_ENV = "GPUOPS_SANDBOX_KARPENTER_INTERRUPTION_QUEUE"
+SPOT_WARNING_SECONDS = 120.0
+STOPPING_STATES = ("stopping", "stopped", "shutting-down", "terminated")
 
 
 def _duration(text: str | None) -> float | None:
@@ -187,6 +200,10 @@ class Karpenter(Controller):
             prefix="gpuops-karpenter-"
         )
         self.counter = 0
+        self.deadlines: dict[str, float] = {}  # node -> monotonic time its pods are deleted
+        self.next_poll = 0.0
+        self.queue_url: str | None = None
+        self.sqs = None
 
     def next_wake(self) -> float | None:
         return self.wake
@@ -699,6 +716,15 @@ class Karpenter(Controller):
                 for p in self.client.list("", "v1", "pods")
                 if (p.get("spec") or {}).get("nodeName") == node_name and not podutil.is_finished(p)
             ]
+        deadline = self.deadlines.get(node_name)
+        if deadline is not None and time.monotonic() >= deadline:
+            for pod in pods:
+                if not self._daemon(pod):
+                    metadata = pod["metadata"]
+                    self.client.delete(
+                        "", "v1", "pods", metadata["namespace"], metadata["name"], grace=0
+                    )
+            pods = []
         remaining = [p for p in pods if not self._daemon(p) and not podutil.is_terminating(p)]
         for pod in remaining:
             metadata = pod["metadata"]
@@ -721,6 +747,111 @@ class Karpenter(Controller):
             if (claim.get("status") or {}).get("nodeName") == node_name:
                 self.client.delete(*NODECLAIMS, None, claim["metadata"]["name"])
         self.client.delete("", "v1", "nodes", None, node_name)
+        self.deadlines.pop(node_name, None)
+
+    # ------------------------------------------------------------------ interruption
+
+    def _poll_queue(self) -> list[dict[str, Any]]:
+        queue, endpoint = os.environ.get(QUEUE_ENV), os.environ.get(catalog.ENDPOINT_ENV)
+        moment = time.monotonic()
+        if not queue or not endpoint or moment < self.next_poll:
+            return []
+        self.next_poll = moment + 0.5
+        try:
+            if self.sqs is None:
+                import boto3
+
+                region = (
+                    os.environ.get("AWS_REGION")
+                    or os.environ.get("AWS_DEFAULT_REGION")
+                    or "us-east-1"
+                )
+                self.sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=region)
+            if self.queue_url is None:
+                self.queue_url = self.sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+            messages = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            )
+        except Exception:  # queue not there yet, endpoint down: the next poll retries
+            self.queue_url = None
+            return []
+        events = []
+        for message in messages.get("Messages") or []:
+            try:
+                events.append(json.loads(message.get("Body") or "{}"))
+            except ValueError:
+                pass
+            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return events
+
+    @staticmethod
+    def _instances_of(event: dict[str, Any]) -> tuple[str, list[str]]:
+        kind = event.get("detail-type") or ""
+        detail = event.get("detail") or {}
+        if kind == "EC2 Spot Instance Interruption Warning":
+            return "SpotInterrupted", [detail.get("instance-id", "")]
+        if (
+            kind == "EC2 Instance State-change Notification"
+            and detail.get("state") in STOPPING_STATES
+        ):
+            return "InstanceStopping", [detail.get("instance-id", "")]
+        if kind == "AWS Health Event" and detail.get("eventTypeCategory") == "scheduledChange":
+            return "ScheduledChange", [
+                e.get("entityValue", "") for e in detail.get("affectedEntities") or []
+            ]
+        if kind == "EC2 Instance Rebalance Recommendation":
+            return "RebalanceRecommendation", [detail.get("instance-id", "")]
+        return "", []
+
+    def _interruptions(self) -> None:
+        for event in self._poll_queue():
+            reason, instance_ids = self._instances_of(event)
+            for instance_id in filter(None, instance_ids):
+                for claim in self.client.list(*NODECLAIMS):
+                    status = claim.get("status") or {}
+                    if not (status.get("providerID") or "").endswith("/" + instance_id):
+                        continue
+                    if reason == "RebalanceRecommendation":
+                        self.client.event(
+                            claim,
+                            reason,
+                            "Instance %s has a rebalance recommendation" % instance_id,
+                        )
+                    else:
+                        self._interrupt(claim, reason)
+
+    def _interrupt(self, claim: dict[str, Any], reason: str) -> None:
+        node_name = (claim.get("status") or {}).get("nodeName")
+        if not node_name or node_name in self.deadlines:
+            return
+        node = self.client.get("", "v1", "nodes", None, node_name)
+        if node is None:
+            return
+        labels = claim["metadata"].get("labels") or {}
+        pool = self.client.get(*NODEPOOLS, None, labels.get(LABEL_NODEPOOL, ""))
+        if pool is not None:  # the replacement first, so the pool keeps its capacity
+            for itype in self._candidates(pool):
+                if itype["name"] == labels.get("node.kubernetes.io/instance-type"):
+                    self._launch(pool, itype, [])
+                    break
+        grace = _duration((claim.get("spec") or {}).get("terminationGracePeriod"))
+        self.deadlines[node_name] = time.monotonic() + (
+            grace if grace is not None else SPOT_WARNING_SECONDS
+        )
+        self.client.event(
+            claim, reason, "Interruption: %s, draining node %s" % (reason, node_name), "Warning"
+        )
+        taints = list((node.get("spec") or {}).get("taints") or [])
+        if not any(t.get("key") == DISRUPTED_TAINT["key"] for t in taints):
+            self.client.patch(
+                "",
+                "v1",
+                "nodes",
+                None,
+                node_name,
+                {"spec": {"taints": taints + [dict(DISRUPTED_TAINT)]}},
+            )
+        self._drain(node_name, None)
 
     # ------------------------------------------------------------------ the pass
 
@@ -730,8 +861,15 @@ class Karpenter(Controller):
         if not self.client.records(*NODEPOOLS) and not self.client.records(*NODECLAIMS):
             self.wake = None
             return  # no pool: nothing to provision or disrupt (keeps passes cheap)
+        self._interruptions()
         self._provision()
         self._initialize()
         self._disrupt()
+        if self.deadlines:
+            due = min(self.deadlines.values()) + 0.05
+            self.wake = due if self.wake is None else min(self.wake, due)
+        if os.environ.get(QUEUE_ENV):
+            poll = self.next_poll + 0.01
+            self.wake = poll if self.wake is None else min(self.wake, poll)
         moment = time.monotonic()
         self.nominated = {k: v for k, v in self.nominated.items() if v[1] > moment}
