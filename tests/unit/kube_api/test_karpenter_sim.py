@@ -359,3 +359,42 @@ def test_spot_interruption_replaces_the_node_and_moves_the_training_pod(tmp_path
     finally:
         stop_server(server)
         moto.stop()
+
+
+def test_mig_pods_get_a_node_only_through_a_node_overlay(cluster):
+    """Karpenter knows nvidia.com/gpu from EC2 only: a pod asking for a MIG device stays pending
+    until a NodeOverlay (as karpenter_pool renders it from the MIG layout) adds the resource."""
+    dyn, core = cluster
+    dyn.resources.get(api_version="karpenter.sh/v1", kind="NodePool").create(
+        body=_pool("mig", ["p4d.24xlarge"], 16)
+    )
+    pod = _pod("mig-0", 1)
+    pod["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/mig-1g.5gb": "1"}}
+    core.create_namespaced_pod("default", pod)
+    time.sleep(3)
+    claims = dyn.resources.get(api_version="karpenter.sh/v1", kind="NodeClaim")
+    assert claims.get().items == []
+    dyn.resources.get(api_version="karpenter.sh/v1alpha1", kind="NodeOverlay").create(
+        body={
+            "apiVersion": "karpenter.sh/v1alpha1",
+            "kind": "NodeOverlay",
+            "metadata": {"name": "mig-p4d-24xlarge"},
+            "spec": {
+                "requirements": [
+                    {"key": "karpenter.sh/nodepool", "operator": "In", "values": ["mig"]},
+                    {
+                        "key": "node.kubernetes.io/instance-type",
+                        "operator": "In",
+                        "values": ["p4d.24xlarge"],
+                    },
+                ],
+                "capacity": {"nvidia.com/mig-1g.5gb": "56"},
+            },
+        }
+    )
+    [claim] = wait_for(
+        lambda: [c for c in claims.get().items if c.status and c.status.nodeName],
+        what="a launched NodeClaim for the MIG pod",
+    )
+    assert claim.metadata.labels["node.kubernetes.io/instance-type"] == "p4d.24xlarge"
+    assert claim.status.capacity["nvidia.com/mig-1g.5gb"] == "56"
