@@ -26,7 +26,7 @@ description:
   - Shapes of older Karpenter APIs (Provisioner, C(ttlSecondsAfterEmpty), v1beta1
     C(nodeClassRef) with only a name, C(WhenUnderutilized)) are refused with the v1 equivalent.
   - Objects are written with server-side apply under O(field_manager); check mode is a server
-    dry-run; RV(changed) is true only when an object changes.
+    dry-run; C(changed) is true only when an object changes.
 extends_documentation_fragment:
   - gpuops.cluster.attributes
   - gpuops.cluster.aws
@@ -249,7 +249,7 @@ notes:
 seealso:
   - module: kubernetes.core.k8s
 author:
-  - gpuops.cluster contributors
+  - gpuops.cluster developers (@gpuops)
 """
 
 EXAMPLES = r"""
