@@ -123,8 +123,7 @@ def check_instances(spec, described, zones_by_type, subnet_zones):
 def _paginate(client, operation, key, **kwargs):
     paginator = client.get_paginator(operation)
     for page in paginator.paginate(**kwargs):
-        for item in page.get(key) or []:
-            yield item
+        yield from page.get(key) or []
 
 
 def subnet_filters(term):

@@ -447,7 +447,9 @@ class Karpenter(Controller):
         self, pool: dict[str, Any], itype: dict[str, Any], pods: list[dict[str, Any]]
     ) -> None:
         pool_name = pool["metadata"]["name"]
-        suffix = "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(5))
+        suffix = "".join(
+            random.choice(string.ascii_lowercase + string.digits) for _unused in range(5)
+        )
         claim_name = "%s-%s" % (pool_name, suffix)
         self.counter += 1
         node_name = "ip-10-1-%d-%d.ec2.internal" % (self.counter // 250, 10 + self.counter % 240)
