@@ -196,9 +196,7 @@ class Karpenter(Controller):
         self.nominated: dict[str, tuple[str, float]] = {}  # pod uid -> (nodeclaim, until)
         self.empty_since: dict[tuple[str, str], float] = {}  # (node, reason) -> monotonic
         self.wake: float | None = None
-        self.fixture_dir = os.environ.get("GPUOPS_SANDBOX_KARPENTER_DIR") or tempfile.mkdtemp(
-            prefix="gpuops-karpenter-"
-        )
+        self.fixture_dir = os.environ.get("GPUOPS_SANDBOX_KARPENTER_DIR")  # made on first use
         self.counter = 0
         self.deadlines: dict[str, float] = {}  # node -> monotonic time its pods are deleted
         self.next_poll = 0.0
@@ -424,6 +422,8 @@ class Karpenter(Controller):
         model = SIM_MODELS.get(itype["gpu_model"]) if itype["gpu_model"] else None
         if model is None:
             return None
+        if not self.fixture_dir:
+            self.fixture_dir = tempfile.mkdtemp(prefix="gpuops-karpenter-")
         path = os.path.join(self.fixture_dir, "%s.yml" % itype["name"])
         if not os.path.exists(path):
             doc = {
