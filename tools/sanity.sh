@@ -55,6 +55,16 @@ cd "$DEST"
 # build/ is ignored by the checkout's git, and ansible-test lists files through git when it is
 # inside a work tree: give the copy its own (empty) repository so it sees every copied file.
 git init -q .
+# Collections whose doc fragments our modules extend (kubernetes.core.k8s_auth_options), beside
+# the copy, where ansible-test looks for a collection's dependencies; from the dev venv's ansible.
+for dep in kubernetes/core; do
+    src=$(ls -d "$ROOT"/.venv/lib/python3*/site-packages/ansible_collections/$dep 2>/dev/null | head -1)
+    if [ -n "$src" ]; then
+        mkdir -p "../../$(dirname "$dep")"
+        rm -rf "../../$dep"
+        cp -r "$src" "../../$dep"
+    fi
+done
 
 failed=()
 for core in $CORES; do

@@ -42,6 +42,7 @@ def controller_classes() -> dict[str, type[Controller]]:
     from .disruption import Disruption
     from .gpu_operator import GpuOperator
     from .job import JobController
+    from .karpenter import Karpenter
     from .kubelet import Kubelet
     from .mig_manager import MigManager
     from .nodes import NodeLifecycle, TaintEviction
@@ -69,6 +70,7 @@ def controller_classes() -> dict[str, type[Controller]]:
         "device-plugin": DevicePlugin,
         "olm": Olm,
         "velero": Velero,
+        "karpenter": Karpenter,
     }
 
 

@@ -43,6 +43,7 @@ CONTROLLER_NAMES = (
     "device-plugin",
     "olm",
     "velero",
+    "karpenter",
 )
 KCM = "kube-controller-manager"
 
