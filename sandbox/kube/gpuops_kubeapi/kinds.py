@@ -432,7 +432,8 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         ("hpa",),
         ("all",),
         status_subresource=True,
-        status_on_create=None,
+        # The apiserver resets status on create; desiredReplicas is not omitempty.
+        status_on_create={"desiredReplicas": 0},
         tracks_generation=True,
     ),
     ResourceType(

@@ -41,7 +41,9 @@ def controller_classes() -> dict[str, type[Controller]]:
     from .device_plugin import DevicePlugin
     from .disruption import Disruption
     from .gpu_operator import GpuOperator
+    from .hpa import HorizontalPodAutoscaler
     from .job import JobController
+    from .keda import Keda
     from .kubelet import Kubelet
     from .mig_manager import MigManager
     from .nodes import NodeLifecycle, TaintEviction
@@ -67,6 +69,8 @@ def controller_classes() -> dict[str, type[Controller]]:
         "mig-manager": MigManager,
         "device-plugin": DevicePlugin,
         "olm": Olm,
+        "keda": Keda,
+        "hpa": HorizontalPodAutoscaler,
     }
 
 

@@ -42,6 +42,8 @@ CONTROLLER_NAMES = (
     "mig-manager",
     "device-plugin",
     "olm",
+    "keda",
+    "hpa",
 )
 KCM = "kube-controller-manager"
 
