@@ -37,6 +37,7 @@ def parse_controllers(value: str | None) -> list[str]:
 
 
 def controller_classes() -> dict[str, type[Controller]]:
+    from .cluster_autoscaler import ClusterAutoscaler
     from .daemonset import DaemonSetController
     from .device_plugin import DevicePlugin
     from .disruption import Disruption
@@ -71,6 +72,7 @@ def controller_classes() -> dict[str, type[Controller]]:
         "olm": Olm,
         "keda": Keda,
         "hpa": HorizontalPodAutoscaler,
+        "cluster-autoscaler": ClusterAutoscaler,
     }
 
 

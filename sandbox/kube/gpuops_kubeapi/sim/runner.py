@@ -44,6 +44,7 @@ CONTROLLER_NAMES = (
     "olm",
     "keda",
     "hpa",
+    "cluster-autoscaler",
 )
 KCM = "kube-controller-manager"
 
