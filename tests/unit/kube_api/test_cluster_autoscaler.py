@@ -151,8 +151,7 @@ def test_pending_gpu_pod_scales_the_machine_deployment_from_zero_and_back(cluste
             len([n for n in core.list_node().items if n.metadata.name.startswith("gpu-a100-")]) == 1
         )
     )
-    left = [n for n in core.list_node().items if n.metadata.name.startswith("gpu-a100-")][
-        0
-    ].metadata.name
+    left = next(n for n in core.list_node().items if n.metadata.name.startswith("gpu-a100-"))
+    left = left.metadata.name
     assert core.read_namespaced_pod("train-a", "default").spec.node_name == left
     api.close()
