@@ -55,7 +55,7 @@ class ScalerError(Exception):
     pass
 
 
-def prometheus_value(server: str, query: str, timeout: float = 5.0) -> float:
+def prometheus_value(server: str, query: str, timeout: float = 2.0) -> float:
     """The query's single value, as KEDA's prometheus scaler reads it."""
     url = server.rstrip("/") + "/api/v1/query?" + urllib.parse.urlencode({"query": query})
     try:
