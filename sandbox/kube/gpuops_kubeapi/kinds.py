@@ -420,6 +420,46 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         delete_returns_object=True,
     ),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
+    # Autoscaling (issue 12): the HPA KEDA creates, and the admission policy the autoscaling role
+    # keeps training Jobs non-disruptable with (stored and served; CEL is not evaluated here).
+    ResourceType(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        True,
+        ("hpa",),
+        ("all",),
+        status_subresource=True,
+        # The apiserver resets status on create; desiredReplicas is not omitempty.
+        status_on_create={"desiredReplicas": 0},
+        tracks_generation=True,
+    ),
+    ResourceType(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        "validatingadmissionpolicy",
+        False,
+        ("vap",),
+        ("api-extensions",),
+        status_subresource=True,
+        status_on_create=None,
+        tracks_generation=True,
+    ),
+    ResourceType(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        "validatingadmissionpolicybinding",
+        False,
+        ("vapb",),
+        ("api-extensions",),
+        tracks_generation=True,
+    ),
 )
 
 # Labels like "kubernetes.io/metadata.name" the apiserver sets on namespaces.

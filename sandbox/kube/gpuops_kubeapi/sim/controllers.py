@@ -37,12 +37,15 @@ def parse_controllers(value: str | None) -> list[str]:
 
 
 def controller_classes() -> dict[str, type[Controller]]:
+    from .cluster_autoscaler import ClusterAutoscaler
     from .daemonset import DaemonSetController
     from .device_plugin import DevicePlugin
     from .disruption import Disruption
     from .gpu_operator import GpuOperator
+    from .hpa import HorizontalPodAutoscaler
     from .job import JobController
     from .karpenter import Karpenter
+    from .keda import Keda
     from .kubelet import Kubelet
     from .mig_manager import MigManager
     from .nodes import NodeLifecycle, TaintEviction
@@ -71,6 +74,9 @@ def controller_classes() -> dict[str, type[Controller]]:
         "olm": Olm,
         "velero": Velero,
         "karpenter": Karpenter,
+        "keda": Keda,
+        "hpa": HorizontalPodAutoscaler,
+        "cluster-autoscaler": ClusterAutoscaler,
     }
 
 

@@ -44,6 +44,9 @@ CONTROLLER_NAMES = (
     "olm",
     "velero",
     "karpenter",
+    "keda",
+    "hpa",
+    "cluster-autoscaler",
 )
 KCM = "kube-controller-manager"
 
