@@ -247,11 +247,8 @@ from ansible_collections.gpuops.cluster.plugins.module_utils.cost.prometheus imp
     Prometheus,
     PrometheusError,
 )
-
-try:
-    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-except ImportError:  # pragma: no cover - kubernetes.core missing
-    AUTH_ARG_SPEC = {}
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC  # noqa: E402
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule  # noqa: E402
 
 MAX_PRICE_FILE = 4 * 1024 * 1024
 
@@ -297,7 +294,13 @@ def main():
     )
     spec.update(AWS_ARGUMENT_SPEC)
     spec.update(AUTH_ARG_SPEC)
-    module = AnsibleModule(argument_spec=spec, mutually_exclusive=AWS_MUTUALLY_EXCLUSIVE, supports_check_mode=True)
+    # kubernetes.core's module class: its client factory (get_api_client) reads the auth options.
+    module = AnsibleK8SModule(
+        module_class=AnsibleModule,
+        argument_spec=spec,
+        mutually_exclusive=AWS_MUTUALLY_EXCLUSIVE,
+        supports_check_mode=True,
+    )
     params = module.params
 
     def core_api():

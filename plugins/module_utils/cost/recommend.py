@@ -7,7 +7,8 @@ projected $/month, the effort and the concrete change (which variable of which r
 Rules:
 - mig_rightsize: a whole-GPU pod on a MIG-capable GPU whose mean GR_ENGINE_ACTIVE over the
   window is under ``low_activity``: the smallest MIG profile with at least
-  ceil(activity x slices) compute slices and enough memory for the pod's measured framebuffer.
+  ceil(activity x slices) compute slices and enough memory for the pod's measured framebuffer
+  (DCGM_FI_DEV_FB_USED; without it, no advice).
 - sharing_replicas: a time-sliced/MPS pool whose GPUs' summed pod activity per GPU is under
   ``low_activity``: double the replicas (the same pods then need half the GPUs).
 - spot: an on-demand pool marked interruption-tolerant whose instance types have a spot
@@ -60,13 +61,15 @@ def recommend(
             continue
         need = max(1, math.ceil(activity * node.compute_slices - 1e-9))
         used = memory_used.get("%s/%s" % (row["namespace"], row["pod"]))
+        if used is None:  # no DCGM_FI_DEV_FB_USED for the pod: no profile can be said to fit
+            continue
         fits = [
             p
             for p in node.gpu_model.profiles
             if not p.media_extensions
             and p.compute_slices >= need
             and p.compute_slices < node.compute_slices
-            and (used is None or (p.memory_gib or 0) >= used)
+            and (p.memory_gib or 0) >= used
         ]
         if not fits:
             continue

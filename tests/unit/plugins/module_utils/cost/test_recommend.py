@@ -31,6 +31,8 @@ def test_mig_rightsize_low_activity_whole_gpu(with_activity):
     assert rec["current_monthly"] == pytest.approx(2 * gpu_each * 730, abs=1e-4)
     assert rec["savings_monthly"] == pytest.approx(2 * gpu_each * (1 - 1 / 7) * 730, abs=1e-4)
     assert rec["evidence"]["gpu_activity"] == 0.12
+    # without the pod's framebuffer use no profile can be said to fit: no advice
+    assert not by_category(recommend.recommend(facts, alloc, {}, low_activity=0.3), "mig_rightsize")
 
 
 def test_raise_replicas_on_idle_inference_pool(with_activity):
