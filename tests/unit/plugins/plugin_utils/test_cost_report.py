@@ -131,6 +131,10 @@ def distinct_colors(png: Path) -> int:
         return len(image.convert("RGB").getcolors(maxcolors=1 << 20) or [])
 
 
+def test_html_is_deterministic(snapshot):
+    assert cost_report.report_html(snapshot) == cost_report.report_html(snapshot)
+
+
 def test_html_in_headless_chromium(snapshot, tmp_path):
     page = tmp_path / "cost.html"
     page.write_text(cost_report.report_html(snapshot, "GPU cost: lab <1>"))
