@@ -75,16 +75,29 @@ _SUFFIX = {
 }
 
 
+_PARSED = {}  # type: dict
+_PARSED_MAX = 4096  # a cluster repeats a few request strings ("8", "64Gi") over and over
+
+
 def quantity(value, field="quantity"):
-    """A Kubernetes resource quantity ("500m", "32Gi", 4) as a float of base units."""
+    """A Kubernetes resource quantity ("500m", "32Gi", 4) as a float of base units.
+
+    ``field`` (a string, or a callable returning one, so callers in hot loops format it only on
+    error) names the value in the error."""
     if value is None or value == "":
         return 0.0
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    cached = _PARSED.get(value)
+    if cached is not None:
+        return cached
     match = _QUANTITY.match(str(value).strip())
     if not match or match.group(2) not in _SUFFIX:
-        raise CostInputError(field, "is not a Kubernetes quantity: %r" % (value,))
-    return float(match.group(1)) * _SUFFIX[match.group(2)]
+        raise CostInputError(field() if callable(field) else field, "is not a Kubernetes quantity: %r" % (value,))
+    result = float(match.group(1)) * _SUFFIX[match.group(2)]
+    if len(_PARSED) < _PARSED_MAX:
+        _PARSED[value] = result
+    return result
 
 
 def money(value):

@@ -173,7 +173,8 @@ def _requests(containers: List[Mapping[str, Any]]) -> List[Dict[str, float]]:
         resources = container.get("resources") or {}
         wanted = dict(resources.get("limits") or {})  # extended resources: limits imply requests
         wanted.update(resources.get("requests") or {})
-        result.append({k: quantity(v, "container %s %s" % (container.get("name"), k)) for k, v in wanted.items()})
+        name = container.get("name")
+        result.append({k: quantity(v, lambda k=k, name=name: "container %s %s" % (name, k)) for k, v in wanted.items()})
     return result
 
 

@@ -131,7 +131,7 @@ def run(
         "by_node_group": summary["by_node_group"],
         "idle_by_pool": summary["idle_by_pool"],
         "nodes": [_round_node(row) for row in alloc["nodes"].values()],
-        "pods": [_round_row(row) for row in alloc["pods"]] if params.get("include_pods", True) else [],
+        "pods": [_round_pod(row) for row in alloc["pods"]] if params.get("include_pods", True) else [],
         "opencost_comparison": compared,
         "opencost_pricing_csv": csv_text,
         "recommendations": recs,
@@ -151,6 +151,17 @@ def run(
 
 def _round_row(row: Mapping[str, Any]) -> Dict[str, Any]:
     return {k: (money(v) if isinstance(v, float) else v) for k, v in row.items()}
+
+
+POD_MONEY = ("gpu_hourly", "cpu_hourly", "memory_hourly", "hourly", "gpu_unused_hourly")
+
+
+def _round_pod(row: Mapping[str, Any]) -> Dict[str, Any]:
+    out = dict(row)
+    for key in POD_MONEY:
+        if out[key] is not None:
+            out[key] = round(out[key], 6)
+    return out
 
 
 def _round_node(row: Mapping[str, Any]) -> Dict[str, Any]:
