@@ -51,6 +51,16 @@ git ls-files -z -co --exclude-standard | while IFS= read -r -d '' f; do
     printf '%s\0' "$f"
 done | tar -c --null -T - -f - | tar -x -C "$DEST" -f -
 
+# The collections ours depends on (galaxy.yml: kubernetes.core, community.general), from the
+# ansible package in .venv, beside the copy: ansible-test finds them in the same
+# ansible_collections root (the import and validate-modules tests of cost_snapshot need
+# kubernetes.core's module_utils and doc fragments).
+for dep in kubernetes/core community/general; do
+    src=$("$ROOT/.venv/bin/python" -c "import importlib, os; m = importlib.import_module('ansible_collections.${dep//\//.}'); print(list(m.__path__)[0])")
+    mkdir -p "$(dirname "build/sanity/ansible_collections/$dep")"
+    ln -sfn "$src" "build/sanity/ansible_collections/$dep"
+done
+
 cd "$DEST"
 # build/ is ignored by the checkout's git, and ansible-test lists files through git when it is
 # inside a work tree: give the copy its own (empty) repository so it sees every copied file.

@@ -45,7 +45,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: The module only reads; check mode is the same run and RV(changed) is always false.
+    details: The module only reads; check mode is the same run and RV(ignore:changed) is always false.
   diff_mode:
     support: none
   platform:
@@ -281,7 +281,7 @@ def main():
             elements="str",
             default=["gpuops.io/node-group", "karpenter.sh/nodepool", "eks.amazonaws.com/nodegroup"],
         ),
-        label_keys=dict(type="list", elements="str", default=["team", "cost-center"]),
+        label_keys=dict(type="list", elements="str", default=["team", "cost-center"], no_log=False),
         node_selector=dict(type="str"),
         pod_selector=dict(type="str"),
         page_size=dict(type="int", default=500),
