@@ -51,20 +51,20 @@ git ls-files -z -co --exclude-standard | while IFS= read -r -d '' f; do
     printf '%s\0' "$f"
 done | tar -c --null -T - -f - | tar -x -C "$DEST" -f -
 
+# The collections ours depends on (galaxy.yml: kubernetes.core, community.general), from the
+# ansible package in .venv, beside the copy: ansible-test finds them in the same
+# ansible_collections root (the import and validate-modules tests of cost_snapshot, karpenter_pool
+# and velero_schedule need kubernetes.core's module_utils and doc fragments).
+for dep in kubernetes/core community/general; do
+    src=$("$ROOT/.venv/bin/python" -c "import importlib, os; m = importlib.import_module('ansible_collections.${dep//\//.}'); print(list(m.__path__)[0])")
+    mkdir -p "$(dirname "build/sanity/ansible_collections/$dep")"
+    ln -sfn "$src" "build/sanity/ansible_collections/$dep"
+done
+
 cd "$DEST"
 # build/ is ignored by the checkout's git, and ansible-test lists files through git when it is
 # inside a work tree: give the copy its own (empty) repository so it sees every copied file.
 git init -q .
-# Collections whose doc fragments our modules extend (kubernetes.core.k8s_auth_options), beside
-# the copy, where ansible-test looks for a collection's dependencies; from the dev venv's ansible.
-for dep in kubernetes/core; do
-    src=$(ls -d "$ROOT"/.venv/lib/python3*/site-packages/ansible_collections/$dep 2>/dev/null | head -1)
-    if [ -n "$src" ]; then
-        mkdir -p "../../$(dirname "$dep")"
-        rm -rf "../../$dep"
-        cp -r "$src" "../../$dep"
-    fi
-done
 
 failed=()
 for core in $CORES; do
