@@ -91,7 +91,7 @@ def _panels(spec):
                 ("Power draw per node", "sum by (host) (%s)" % h("DCGM_FI_DEV_POWER_USAGE"), "watt"),
                 (
                     "Energy per node (W from the energy counter)",
-                    "sum by (host) (rate(%s[5m])) / 1000" % h("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"),
+                    "sum by (host) (%s) / 1000" % h("rate(DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION[5m])"),
                     "watt",
                 ),
             ],
@@ -101,17 +101,17 @@ def _panels(spec):
             [
                 (
                     "Xids seen (max over 1d)",
-                    "max by (host, gpu) (max_over_time(%s[1d]))" % h("DCGM_FI_DEV_XID_ERRORS"),
+                    "max by (host, gpu) (%s)" % h("max_over_time(DCGM_FI_DEV_XID_ERRORS[1d])"),
                     "none",
                 ),
                 (
                     "ECC single-bit errors (1h)",
-                    "sum by (host, gpu) (increase(%s[1h]))" % h("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL"),
+                    "sum by (host, gpu) (%s)" % h("increase(DCGM_FI_DEV_ECC_SBE_VOL_TOTAL[1h])"),
                     "none",
                 ),
                 (
                     "ECC double-bit errors (1h)",
-                    "sum by (host, gpu) (increase(%s[1h]))" % h("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"),
+                    "sum by (host, gpu) (%s)" % h("increase(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL[1h])"),
                     "none",
                 ),
                 (
