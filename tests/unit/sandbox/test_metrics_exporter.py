@@ -239,7 +239,9 @@ def test_real_prometheus_scrapes_the_fleet(exporter, fleet, tmp_path):
         lost = prom.wait_for('DCGM_FI_DEV_XID_ERRORS{Hostname="gpu-a100-02"} == 79')
         assert [sample["metric"]["gpu"] for sample in lost] == ["3"]
         prom.wait_for('up{node="gpu-new-01"} == 0')
-        temps = prom.wait_for("count(DCGM_FI_DEV_GPU_TEMP)")
+        # Targets are scraped at staggered offsets: wait for all three, then count.
+        prom.wait_for('count(up{job="dcgm-exporter"}) == 3')
+        temps = prom.wait_for('count(DCGM_FI_DEV_GPU_TEMP) and count(up{job="dcgm-exporter"} == 1) == 2')
         assert temps[0]["value"][1] == "15"  # 7 on gpu-a100-02, 8 on gpu-h100-02
         mig = prom.query('DCGM_FI_DEV_FB_USED{GPU_I_PROFILE="3g.40gb"}')
         assert [sample["value"][1] for sample in mig] == ["30720"]

@@ -114,7 +114,11 @@ def prometheus(tmp_path_factory):
     server = PrometheusServer.start(base / "prom", [scrape], rule_files=[str(rules)])
     try:
         # Two scrapes of every target at least (rate/increase need two samples).
-        server.wait_for('count_over_time(up{job="nvidia-dcgm-exporter"}[1m]) >= 3', timeout=60)
+        server.wait_for(
+            'min(count_over_time(up{job="nvidia-dcgm-exporter"}[1m])) >= 3'
+            ' and count(up{job="nvidia-dcgm-exporter"}) == %d' % len(exporter.targets),
+            timeout=60,
+        )
         yield server, plan
     finally:
         server.stop()
