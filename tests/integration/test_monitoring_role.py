@@ -49,7 +49,7 @@ def test_apply_check_mode_and_rerun(sandbox, kube, cluster_policy, tmp_path):  #
     ).items
 
     run = run_playbook(PLAYBOOK, *HOSTS, env=_recorded(env, tmp_path / "real.jsonl"))
-    assert run.rc == 0, run
+    assert run.rc == 0, run.stdout[-4000:]
     predicted, done = changes(tmp_path / "check.jsonl"), changes(tmp_path / "real.jsonl")
     assert predicted == done, (predicted, done)  # object by object
     assert len(done["gpu-a100-01"]) == 11  # namespace monitoring, counters, monitor, rule, 6 dashboards, policy
