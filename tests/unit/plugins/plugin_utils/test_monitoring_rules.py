@@ -128,12 +128,12 @@ CASES = {
     ),
     "VeleroBackupRpoBreach": (
         (
-            [{"series": 'velero_backup_last_successful_timestamp{schedule="daily"}', "values": "0x1600"}],
-            "26h",
+            [{"series": 'velero_backup_last_successful_timestamp{schedule="daily"}', "values": "0x150"}],
+            "2h",
             {"schedule": "daily"},
-            93600,
+            7200,
         ),
-        ([{"series": 'velero_backup_last_successful_timestamp{schedule="daily"}', "values": "0+60x1600"}], "26h"),
+        ([{"series": 'velero_backup_last_successful_timestamp{schedule="daily"}', "values": "0+60x150"}], "2h"),
     ),
     "KarpenterGpuLimitNearlyExhausted": (
         (
@@ -182,7 +182,8 @@ def render_template(text: str, labels: dict, value: float) -> str:
 
 @pytest.fixture(scope="module")
 def rules_file(tmp_path_factory):
-    plan = monitoring_plan(default_spec(), [])
+    # An RPO of 1 h (promtool evaluates every rule each minute up to eval_time: a day is slow).
+    plan = monitoring_plan(dict(default_spec(), thresholds={"velero_rpo_hours": 1}), [])
     assert plan["errors"] == []
     path = tmp_path_factory.mktemp("rules") / "gpuops-rules.yml"
     path.write_text(yaml.safe_dump({"groups": plan["rule_groups"]}, sort_keys=False))
