@@ -58,8 +58,8 @@ def test_healthy_then_each_injected_fault_found(sandbox, kube, tmp_path):
     run = run_playbook(PLAYBOOK, *HEALTHY, "-e", f"health_check_report_dir={tmp_path / 'bad'}", env=env)
     assert run.rc == 0, run
     found = {(f["check"], f["subject"]): f for f in _report(tmp_path, "bad")["findings"]}
-    assert sorted(check for check, _ in found) == ["gpu-not-detected", "pods-pending"], found
-    gpu = next(f for (check, _), f in found.items() if check == "gpu-not-detected")
+    assert sorted(check for check, _unused in found) == ["gpu-not-detected", "pods-pending"], found
+    gpu = next(f for (check, _unused), f in found.items() if check == "gpu-not-detected")
     assert gpu["subject"].startswith("gpu-a100-01 GPU") and "0000:47:00.0" in gpu["subject"], gpu
     assert "GPU_IS_LOST" in gpu["finding"] and gpu["severity"] == "critical"
     assert "Insufficient nvidia.com/gpu" in found[("pods-pending", "Pod/default/greedy")]["finding"]

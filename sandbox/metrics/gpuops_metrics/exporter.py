@@ -134,7 +134,7 @@ def _driver_info(host_root: str | None, bus_id: str) -> dict[str, str]:
         lines = path.read_text().splitlines()
     except OSError:
         return {}
-    return {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in lines)}
+    return {key.strip(): value.strip() for key, _unused, value in (line.partition(":") for line in lines)}
 
 
 def _lost_gpu_identity(host_root: str | None, index: int) -> tuple[str, str, str]:
@@ -336,7 +336,7 @@ def _allocations(pod_resources: list[dict[str, Any]]) -> dict[str, list[tuple[di
                 if not str(device.get("resource_name", "")).startswith("nvidia.com/"):
                     continue
                 for device_id in device.get("device_ids") or []:
-                    uuid, _, replica = str(device_id).partition("::")
+                    uuid, _unused, replica = str(device_id).partition("::")
                     labels = {
                         "container": str(container.get("name", "")),
                         "namespace": str(pod.get("namespace", "")),

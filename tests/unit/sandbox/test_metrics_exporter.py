@@ -99,7 +99,7 @@ def test_lost_gpu_reports_xid_79_with_its_identity(exporter):
         labels["gpu"]: (labels, value)
         for labels, value in samples(scrape(server.targets["gpu-a100-02"]), "DCGM_FI_DEV_XID_ERRORS")
     }
-    assert {gpu: value for gpu, (_, value) in xids.items()} == {str(i): (79 if i == 3 else 0) for i in range(8)}
+    assert {gpu: value for gpu, (_unused, value) in xids.items()} == {str(i): (79 if i == 3 else 0) for i in range(8)}
     lost = xids["3"][0]
     assert lost["pci_bus_id"] == "00000000:4E:00.0" and lost["UUID"].startswith("GPU-")
     assert lost["modelName"] == "NVIDIA A100-SXM4-40GB"
@@ -113,25 +113,25 @@ def test_mig_instances_carry_profile_and_id(exporter):
         (labels["GPU_I_PROFILE"], labels["GPU_I_ID"], value) for labels, value in used if labels["gpu"] == "0"
     )
     assert gpu0 == [("2g.20gb", "3", 0), ("2g.20gb", "4", 0), ("3g.40gb", "2", 30720)]
-    assert len([1 for labels, _ in used if labels["gpu"] == "1"]) == 7
-    assert not [1 for labels, _ in used if labels["gpu"] == "2"]  # MIG on, no instances
+    assert len([1 for labels, _unused in used if labels["gpu"] == "1"]) == 7
+    assert not [1 for labels, _unused in used if labels["gpu"] == "2"]  # MIG on, no instances
     whole = {labels["gpu"]: value for labels, value in used if "GPU_I_PROFILE" not in labels}
     assert whole["3"] == 20480 and "0" not in whole
     # Device-wide fields stay on the GPU entity, MIG or not; the hostname label is renamed.
     temps = samples(families, "DCGM_FI_DEV_GPU_TEMP")
-    assert all("GPU_I_PROFILE" not in labels and labels["hostname"] == "gpu-h100-02" for labels, _ in temps)
+    assert all("GPU_I_PROFILE" not in labels and labels["hostname"] == "gpu-h100-02" for labels, _unused in temps)
     assert len(temps) == 8
 
 
 def test_pods_from_pod_resources(exporter, fleet):
     server = exporter(hosts=["gpu-h100-02"])
     base = scrape(server.targets["gpu-h100-02"])
-    temps = {labels["gpu"]: labels for labels, _ in samples(base, "DCGM_FI_DEV_GPU_TEMP")}
+    temps = {labels["gpu"]: labels for labels, _unused in samples(base, "DCGM_FI_DEV_GPU_TEMP")}
     mig_uuid_source = fleet / "hosts" / "gpu-h100-02" / "pod-resources.json"
     # The MIG device UUID of GPU 0's 3g.40gb instance, from NVML (as the device plugin lists it).
     nvml = exp._nvml()
     collector = exp.HostCollector("gpu-h100-02", exp.read_env_file(fleet / "hosts/gpu-h100-02/env"))
-    _, entities = collector.collect()
+    _unused, entities = collector.collect()
     mig_id = next(e for e in entities if e.mig_profile == "3g.40gb").device_ids[0]
     assert mig_id.startswith("MIG-") and nvml is not None
     shared = temps["4"]["UUID"]
@@ -179,17 +179,17 @@ def test_pods_from_pod_resources(exporter, fleet):
     try:
         families = scrape(server.targets["gpu-h100-02"])
         used = samples(families, "DCGM_FI_DEV_FB_USED")
-        trainer = [labels for labels, _ in used if labels.get("pod") == "trainer-0"]
+        trainer = [labels for labels, _unused in used if labels.get("pod") == "trainer-0"]
         assert len(trainer) == 1 and trainer[0]["GPU_I_PROFILE"] == "3g.40gb"
         assert trainer[0]["namespace"] == "ml" and trainer[0]["container"] == "main"
-        triton = [labels["gpu"] for labels, _ in used if labels.get("pod") == "triton"]
+        triton = [labels["gpu"] for labels, _unused in used if labels.get("pod") == "triton"]
         assert triton == ["3"]
-        notebooks = [labels for labels, _ in used if labels.get("namespace") == "notebooks"]
+        notebooks = [labels for labels, _unused in used if labels.get("namespace") == "notebooks"]
         assert [labels["pod"] for labels in notebooks] == ["nb-1"]  # without virtual GPUs: one series
         virtual = exporter(hosts=["gpu-h100-02"], virtual_gpus=True)
         used = samples(scrape(virtual.targets["gpu-h100-02"]), "DCGM_FI_DEV_FB_USED")
         shared_series = sorted(
-            (labels["pod"], labels["vgpu"]) for labels, _ in used if labels.get("namespace") == "notebooks"
+            (labels["pod"], labels["vgpu"]) for labels, _unused in used if labels.get("namespace") == "notebooks"
         )
         assert shared_series == [("nb-0", "0"), ("nb-1", "1")]
     finally:
@@ -227,6 +227,7 @@ def test_cli_rejects_unknown_host(fleet):
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
     assert proc.returncode == 2 and "cpu-01" in proc.stderr
 

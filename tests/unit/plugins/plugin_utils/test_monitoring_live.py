@@ -71,7 +71,9 @@ def _pod(name, namespace, resource, device_id):
 def prometheus(tmp_path_factory):
     base = tmp_path_factory.mktemp("live")
     fleet = sandbox_fleet()
-    (base / "fleet.yml").write_text(json.dumps({"hosts": {host: fixture for host, (fixture, _) in fleet.items()}}))
+    (base / "fleet.yml").write_text(
+        json.dumps({"hosts": {host: fixture for host, (fixture, _unused) in fleet.items()}})
+    )
     subprocess.run(
         [sys.executable, "-m", "gpuops_sim", "fleet-up", "--fleet", str(base / "fleet.yml")]
         + ["--fixtures", str(ROOT / "sandbox/fixtures"), "--dir", str(base)],
@@ -85,9 +87,11 @@ def prometheus(tmp_path_factory):
     # What kubelets would list: a training job on gpu-h100-02's 3g.40gb MIG instance, an
     # inference server on its GPU 3, a notebook on a gpu-a100-01 GPU.
     h100 = exporter.servers["gpu-h100-02"].exporter.collector
-    _, entities = h100.collect()
-    mig = next(e for e in entities if e.mig_profile == "3g.40gb").device_ids[0]
-    whole = next(e for e in entities if e.gpu == 3 and e.mig_profile is None).uuid
+    _unused, entities = h100.collect()
+    mig_entity = next((e for e in entities if e.mig_profile == "3g.40gb"), None)
+    whole_entity = next((e for e in entities if e.gpu == 3 and e.mig_profile is None), None)
+    assert mig_entity is not None and whole_entity is not None
+    mig, whole = mig_entity.device_ids[0], whole_entity.uuid
     (base / "hosts/gpu-h100-02/pod-resources.json").write_text(
         json.dumps(
             {
@@ -98,7 +102,7 @@ def prometheus(tmp_path_factory):
             }
         )
     )
-    _, a100 = exporter.servers["gpu-a100-01"].exporter.collector.collect()
+    _unused, a100 = exporter.servers["gpu-a100-01"].exporter.collector.collect()
     (base / "hosts/gpu-a100-01/pod-resources.json").write_text(
         json.dumps({"pod_resources": [_pod("lab-0", "research", "nvidia.com/gpu", a100[0].uuid)]})
     )
@@ -126,7 +130,7 @@ def prometheus(tmp_path_factory):
 
 
 def test_every_dashboard_query_returns_data(prometheus):
-    server, _ = prometheus
+    server, _unused = prometheus
     queries = dashboard_queries(dashboards(dict(default_spec(), exporter_job="nvidia-dcgm-exporter")))
     assert len(queries) == 21
     empty = [(uid, title) for uid, title, expr in queries if not server.query(expr)]
@@ -150,7 +154,7 @@ def test_every_alert_selector_returns_data_but_the_unmodelled(prometheus):
 
 
 def test_lost_gpu_fires_and_dead_exporter_is_pending(prometheus):
-    server, _ = prometheus
+    server, _unused = prometheus
     firing = server.wait_for('ALERTS{alertname="GpuXidCriticalError",alertstate="firing"}', timeout=30)
     assert [(a["metric"]["host"], a["metric"]["gpu"], a["metric"]["severity"]) for a in firing] == [
         ("gpu-a100-02", "3", "critical")

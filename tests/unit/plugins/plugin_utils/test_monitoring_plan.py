@@ -31,7 +31,7 @@ def test_operator_plan_objects_and_patch():
         ("ServiceMonitor", "gpu-operator", "gpuops-dcgm-exporter"),
         ("PrometheusRule", "monitoring", "gpuops-gpu-alerts"),
     ]
-    dashboards = [o for o in plan["objects"][3:]]
+    dashboards = plan["objects"][3:]
     assert len(dashboards) == 6 and all(o["metadata"]["labels"]["grafana_dashboard"] == "1" for o in dashboards)
     csv = plan["objects"][0]["data"]["dcgm-metrics.csv"]
     rows = [line.split(",")[0] for line in csv.splitlines() if not line.startswith("#")]
@@ -98,7 +98,9 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("override", "message"), BAD, ids=[m.split(":")[0] + str(i) for i, (_, m) in enumerate(BAD)])
+@pytest.mark.parametrize(
+    ("override", "message"), BAD, ids=[m.split(":")[0] + str(i) for i, (_unused, m) in enumerate(BAD)]
+)
 def test_bad_settings_name_the_variable(override, message):
     plan = monitoring_plan(spec(**override), [])
     assert plan["objects"] == []
