@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -119,8 +120,14 @@ class PrometheusServer:
 
     def _get(self, path: str, params: dict[str, str]) -> Any:
         url = self.url + path + "?" + urllib.parse.urlencode(params)
-        with urllib.request.urlopen(url, timeout=10) as response:
-            body = json.load(response)
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                body = json.load(response)
+        except urllib.error.HTTPError as exc:  # 400/422: the query's error is in the body
+            try:
+                body = json.load(exc)
+            except ValueError:
+                raise PrometheusError(f"{path} {params}: HTTP {exc.code}") from None
         if body.get("status") != "success":
             raise PrometheusError(f"{path}: {body.get('errorType')}: {body.get('error')}")
         return body["data"]
