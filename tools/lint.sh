@@ -24,6 +24,11 @@ step "ruff format --check" ruff format --check "${PY_DIRS[@]}"
 step "antsibull-changelog lint" antsibull-changelog lint
 # Module, plugin and role docs as the docs site renders them (needs the collection link that
 # `make collection` keeps, found through ANSIBLE_COLLECTIONS_PATH).
+# The linter copies the collection and its dependencies (kubernetes.core, from the venv) to a
+# temporary tree; a source inside a git work tree is copied as git tracks it, which is nothing for
+# the venv's collections (.venv is ignored): the ceiling keeps git from finding our repository
+# above them.
+export GIT_CEILING_DIRECTORIES="$(pwd)"
 step "antsibull-docs lint-collection-docs" antsibull-docs lint-collection-docs --plugin-docs \
     "${ANSIBLE_COLLECTIONS_PATH:-build/collections}/ansible_collections/gpuops/cluster"
 

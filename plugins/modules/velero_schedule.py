@@ -16,7 +16,7 @@ description:
   - Manages Velero C(Schedule) objects, the C(BackupStorageLocation) and C(VolumeSnapshotLocation)
     objects, in Velero's namespace, by server-side apply with the field manager
     C(gpuops.cluster/velero_schedule). Check mode applies with C(dryRun=All), so it predicts
-    exactly what the API server would store; RV(changed) is true only when a managed field
+    exactly what the API server would store; C(changed) is true only when a managed field
     differs.
   - Every option is validated before anything is read or written; bad input fails naming the
     option path and what is allowed, with no change. Checked are a cron of exactly 5 fields (or
