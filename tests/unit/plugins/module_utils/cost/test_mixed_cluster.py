@@ -1,6 +1,10 @@
 """The mixed cluster of issue 14 section 3: every expected dollar figure is derived here from
 the quotes and the allocation rules (written out again, independently of the code)."""
 
+# Fixtures are imported (a conftest.py here would shadow `from conftest import` elsewhere), so
+# test arguments named after them look like redefinitions to ruff.
+# ruff: noqa: F811
+
 import json
 from datetime import datetime, timezone
 
@@ -13,6 +17,7 @@ from ansible_collections.gpuops.cluster.plugins.module_utils.cost import (
     rollup,
     tco,
 )
+from cost_cluster_fixtures import mixed_nodes, mixed_pods  # noqa: F401 - fixtures
 from cost_fixtures import P4D_PRICE_ITEM
 
 C, R, G = 0.031611, 0.004237, 0.95  # the split weights given (OpenCost's default.json values)

@@ -1,8 +1,13 @@
 """Recommendations on the mixed cluster: evidence, $/month derived from the allocation, the
 role variable to change."""
 
+# Fixtures are imported (a conftest.py here would shadow `from conftest import` elsewhere), so
+# test arguments named after them look like redefinitions to ruff.
+# ruff: noqa: F811
+
 import pytest
 from ansible_collections.gpuops.cluster.plugins.module_utils.cost import allocation, nodes, prices, recommend
+from cost_cluster_fixtures import mixed_nodes, mixed_pods  # noqa: F401 - fixtures
 from test_mixed_cluster import SPOT_HISTORY, WEIGHTS, quotes, result  # noqa: F401  (fixtures)
 
 ACTIVITY = {"train/llm-0": 0.12, "train/llm-1": 0.9, "serve/api-0": 0.1, "serve/api-1": 0.05, "serve/api-2": 0.15}

@@ -1,6 +1,10 @@
 """The cost_report role against the stand-in through ansible-playbook: every file written, the
 metrics textfile parses, set_stats published; a second run changes nothing."""
 
+# Fixtures are imported (a conftest.py here would shadow `from conftest import` elsewhere), so
+# test arguments named after them look like redefinitions to ruff.
+# ruff: noqa: F811
+
 import json
 import os
 import subprocess
@@ -8,7 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from conftest import REPO
+from cost_standin import REPO, standin  # noqa: F401 - standin is a fixture
 
 PRICES = {
     "as_of": "2026-11-15",

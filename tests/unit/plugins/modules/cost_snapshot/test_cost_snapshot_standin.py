@@ -3,6 +3,10 @@ listing, the same dollars as the pure allocation of the same objects; the module
 ansible-playbook (check mode is the same run); Prometheus (real server) scraping a
 dcgm-exporter-shaped endpoint served here; Cost Explorer through moto's server."""
 
+# Fixtures are imported (a conftest.py here would shadow `from conftest import` elsewhere), so
+# test arguments named after them look like redefinitions to ruff.
+# ruff: noqa: F811
+
 import json
 import os
 import subprocess
@@ -13,8 +17,8 @@ from pathlib import Path
 import pytest
 from ansible_collections.gpuops.cluster.plugins.module_utils.cost import allocation, nodes, prices, runner, tco
 from ansible_collections.gpuops.cluster.plugins.module_utils.cost.prometheus import Prometheus
-from conftest import REPO
 from cost_fixtures import mixed_nodes_data, mixed_pods_data
+from cost_standin import REPO, standin  # noqa: F401 - standin is a fixture
 
 WEIGHTS = {
     "cpu_core_hourly": 0.031611,
