@@ -66,7 +66,7 @@ def measure(kind: str, port: int) -> dict:
             gc.disable()
         core = core_api(port)
         nodes = cluster.list_nodes(core, PARAMS["page_size"])
-        pods = sum(1 for _ in cluster.list_pods(core, PARAMS["page_size"]))
+        pods = sum(1 for _unused in cluster.list_pods(core, PARAMS["page_size"]))
         result = {"nodes": len(nodes), "pods": pods}
     else:
         snapshot = runner.run(PARAMS, lambda: core_api(port), lambda path: PRICES)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The sandbox's outside services, beside the Kubernetes API stand-in: an AWS stand-in (moto's
 server: EC2, SQS, EventBridge, S3, Cost Explorer), the DCGM-exporter-shaped endpoints of the GPU
 hosts (sandbox/metrics) and a real Prometheus (Debian's package) scraping them.
@@ -160,7 +159,7 @@ def down(sandbox_dir: Path) -> list[str]:
         if not _alive(pid, info["marker"]):
             continue
         os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
+        for _unused in range(100):
             if not _alive(pid, info["marker"]):
                 break
             time.sleep(0.1)
@@ -173,7 +172,7 @@ def down(sandbox_dir: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sandbox/services.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="sandbox/services.py", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("action", choices=["up", "down"])
     parser.add_argument("--dir", type=Path, default=Path(".sandbox"), help="the sandbox folder")
     args = parser.parse_args(argv)

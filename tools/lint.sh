@@ -28,7 +28,8 @@ step "antsibull-changelog lint" antsibull-changelog lint
 # temporary tree; a source inside a git work tree is copied as git tracks it, which is nothing for
 # the venv's collections (.venv is ignored): the ceiling keeps git from finding our repository
 # above them.
-export GIT_CEILING_DIRECTORIES="$(pwd)"
+GIT_CEILING_DIRECTORIES=$(pwd)
+export GIT_CEILING_DIRECTORIES
 step "antsibull-docs lint-collection-docs" antsibull-docs lint-collection-docs --plugin-docs \
     "${ANSIBLE_COLLECTIONS_PATH:-build/collections}/ansible_collections/gpuops/cluster"
 

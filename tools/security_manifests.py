@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: contributors to gpuops.cluster
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Write every manifest the security_baseline role renders to a folder (one file per object).

@@ -42,6 +42,8 @@ attributes:
     support: full
   diff_mode:
     support: full
+  platform:
+    platforms: posix
 options:
   namespace:
     description: Velero's namespace; every object this module manages or reads lives there.

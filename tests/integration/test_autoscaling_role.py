@@ -90,7 +90,10 @@ def cluster(tmp_path_factory):
 def play(kube, tmp_path, variables, *args):
     path = tmp_path / "vars.json"
     path.write_text(json.dumps(variables))
-    run = run_playbook(PLAYBOOK, "-e", "@%s" % path, *args, env=kube.env, inventory="localhost,")
+    # (pylint takes the keyword-only inventory for one *args might fill.)
+    run = run_playbook(  # pylint: disable=redundant-keyword-arg
+        PLAYBOOK, "-e", "@%s" % path, *args, env=kube.env, inventory="localhost,"
+    )
     # Objects (loop items) the apply task changed, or would change in check mode.
     changed = sorted(re.findall(r"^changed: \[localhost[^\]]*\] => \(item=([^)]*)\)", run.stdout, re.M))
     return run, changed

@@ -41,5 +41,4 @@ def list_pods(core_api: Any, page_size: int, label_selector: str = "") -> Iterat
         label_selector=label_selector or None,
         field_selector="status.phase!=Succeeded,status.phase!=Failed",
     ):
-        for item in page:
-            yield item
+        yield from page

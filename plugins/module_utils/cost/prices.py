@@ -144,7 +144,7 @@ def parse_price_list(instance_type: str, price_list: Iterable[Any]) -> PriceQuot
         raise CostInputError(
             "instance_type", "the AWS Pricing API returned no on-demand hourly price for %s" % instance_type
         )
-    if len({p for p, _ in found}) > 1:
+    if len({p for p, _unused in found}) > 1:
         raise CostInputError(
             "instance_type",
             "the AWS Pricing API returned %d different on-demand prices for %s; narrow the filters"

@@ -11,7 +11,8 @@ __metaclass__ = type
 import json
 from typing import Any, Callable, Dict, Optional
 from urllib.parse import urlencode
-from urllib.request import urlopen
+
+from ansible.module_utils.urls import open_url
 
 ACTIVITY = 'avg by (namespace, pod) (avg_over_time(DCGM_FI_PROF_GR_ENGINE_ACTIVE{pod!=""}[%s]))'
 FB_USED_MIB = 'max by (namespace, pod) (max_over_time(DCGM_FI_DEV_FB_USED{pod!=""}[%s]))'
@@ -31,7 +32,7 @@ class Prometheus(object):
     def __init__(self, url: str, timeout: float = 30.0, opener: Optional[Callable[..., Any]] = None):
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self.opener = opener or urlopen
+        self.opener = opener or open_url
 
     def query(self, promql: str) -> list:
         address = "%s/api/v1/query?%s" % (self.url, urlencode({"query": promql}))

@@ -47,8 +47,8 @@ def _compared(obj):
     if obj is None:
         return None
     meta = obj.get("metadata") or {}
-    labels = {k: v for k, v in (meta.get("labels") or {}).items()}
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items()}
+    labels = dict(meta.get("labels") or {})
+    annotations = dict(meta.get("annotations") or {})
     out = {"kind": obj.get("kind"), "name": meta.get("name"), "spec": obj.get("spec") or {}}
     if labels:
         out["labels"] = labels

@@ -396,7 +396,7 @@ def evaluate(level: str, pod_spec: dict[str, Any]) -> list[tuple[str, str]]:
     checks = list(BASELINE_CHECKS)
     if level == "restricted":
         checks = [c for c in checks if c[0] not in OVERRIDDEN] + list(RESTRICTED_CHECKS)
-    return [result for _, check in checks if (result := check(pod_spec)) is not None]
+    return [result for _unused, check in checks if (result := check(pod_spec)) is not None]
 
 
 def format_results(results: list[tuple[str, str]]) -> str:

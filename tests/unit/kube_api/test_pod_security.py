@@ -215,7 +215,7 @@ def test_api_warn_mode_sends_warning_header(kube_server):
             "labels": labels("baseline", "restricted"),
         },
     }
-    status, _, _ = kube_server.request(
+    status, _headers, _body = kube_server.request(
         "POST",
         "/api/v1/namespaces",
         json.dumps(ns_body).encode(),
@@ -224,7 +224,7 @@ def test_api_warn_mode_sends_warning_header(kube_server):
     assert status == 201
     ns = ns_body["metadata"]["name"]
     pod = _pod_body("web", {"containers": [{"name": "web", "image": "x"}]})
-    status, headers, _ = kube_server.request(
+    status, headers, _body = kube_server.request(
         "POST",
         f"/api/v1/namespaces/{ns}/pods",
         json.dumps(pod).encode(),

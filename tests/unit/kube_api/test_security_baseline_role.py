@@ -37,7 +37,7 @@ def applied(kube_server):
 
 
 def _get(server, path):
-    status, _, body = server.request("GET", path)
+    status, _headers, body = server.request("GET", path)
     assert status == 200, body
     return json.loads(body)
 
@@ -69,7 +69,7 @@ def test_role_applies_and_rerun_changes_nothing(kube_server, applied):
             }
         },
     }
-    status, _, body = kube_server.request(
+    status, _headers, body = kube_server.request(
         "POST",
         "/apis/batch/v1/namespaces/ml-training/jobs",
         json.dumps(job).encode(),
@@ -93,7 +93,7 @@ def test_privileged_pod_refused_in_tenant_namespace(kube_server, applied):
             "containers": [{"name": "burn", "image": "x", "securityContext": {"privileged": True}}]
         },
     }
-    status, _, body = kube_server.request(
+    status, _headers, body = kube_server.request(
         "POST",
         "/api/v1/namespaces/ml-serving/pods",
         json.dumps(pod).encode(),
@@ -105,7 +105,7 @@ def test_privileged_pod_refused_in_tenant_namespace(kube_server, applied):
         'privileged (container "burn" must not set securityContext.privileged=true)'
     )
     # The operator namespace's documented exception lets the same pod in.
-    status, _, _ = kube_server.request(
+    status, _headers, _body = kube_server.request(
         "POST",
         "/api/v1/namespaces/gpu-operator/pods",
         json.dumps(pod).encode(),
@@ -178,11 +178,11 @@ def test_personas_hold_least_privilege(kube_server, applied):
             ],
         },
     }
-    status, _ = as_user("POST", "/api/v1/namespaces/ml-training/pods", pod)
+    status, _body = as_user("POST", "/api/v1/namespaces/ml-training/pods", pod)
     assert status == 201
     status, body = as_user("POST", "/api/v1/namespaces/ml-serving/pods", pod)
     assert status == 403 and 'cannot create resource "pods"' in body["message"]
     status, body = as_user("GET", "/api/v1/namespaces/ml-training/secrets")
     assert status == 403 and 'cannot list resource "secrets"' in body["message"]
-    status, _ = as_user("DELETE", "/api/v1/namespaces/ml-training")
+    status, _body = as_user("DELETE", "/api/v1/namespaces/ml-training")
     assert status == 403

@@ -348,7 +348,7 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("override,field", BAD, ids=[field for _, field in BAD])
+@pytest.mark.parametrize("override,field", BAD, ids=[field for _unused, field in BAD])
 def test_bad_input_is_rejected_naming_the_field_and_nothing_is_rendered(override, field):
     result = a.plan(spec(**override))
     assert result["errors"], result

@@ -93,7 +93,9 @@ def test_metrics_parse_back(snapshot):
     savings = {s.labels["category"] for s in families["cluster_cost_savings_usd_monthly"].samples}
     assert {"spot", "mig_rightsize"} <= savings
     if shutil.which("promtool"):
-        check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        check = subprocess.run(
+            ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False
+        )
         assert check.returncode == 0, check.stdout + check.stderr
 
 

@@ -220,7 +220,7 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("change, message", [(c, m) for _, c, m in BAD], ids=[b[0] for b in BAD])
+@pytest.mark.parametrize("change, message", [(c, m) for _unused, c, m in BAD], ids=[b[0] for b in BAD])
 def test_bad_input_rejected_naming_the_field(change, message):
     spec = default_spec()
     change(spec)

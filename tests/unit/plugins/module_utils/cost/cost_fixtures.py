@@ -98,8 +98,11 @@ def mixed_nodes_data():
     ]
 
 
+def team(name):
+    return {"team": name}
+
+
 def mixed_pods_data():
-    team = lambda t: {"team": t}  # noqa: E731
     return [
         pod("train", "llm-0", "cloud-od", {"cpu": "12", "memory": "144Gi", "nvidia.com/gpu": "2"}, team("ml")),
         pod("train", "llm-1", "cloud-od", {"cpu": "12", "memory": "144Gi"}, team("ml"), limits={"nvidia.com/gpu": "2"}),

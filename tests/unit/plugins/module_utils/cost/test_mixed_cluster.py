@@ -17,7 +17,7 @@ from ansible_collections.gpuops.cluster.plugins.module_utils.cost import (
     rollup,
     tco,
 )
-from cost_cluster_fixtures import mixed_nodes, mixed_pods  # noqa: F401 - fixtures
+from cost_cluster_fixtures import mixed_nodes, mixed_pods  # noqa: F401  pylint: disable=unused-import
 from cost_fixtures import P4D_PRICE_ITEM
 
 C, R, G = 0.031611, 0.004237, 0.95  # the split weights given (OpenCost's default.json values)
@@ -135,7 +135,7 @@ def test_quotes_are_dated_and_sourced(quotes):
 
 
 def test_whole_gpus_on_demand_and_spot(result):
-    _, _, alloc = result
+    _facts, _rows, alloc = result
     for node, price, pods in (("cloud-od", 32.7726, ("llm-0", "llm-1")), ("cloud-spot", 9.8318, ("sweep-0",))):
         ram = price / (8 * G / R + 96 * C / R + 1152)
         gpu_each = ram * G / R
@@ -158,7 +158,7 @@ def test_whole_gpus_on_demand_and_spot(result):
 
 
 def test_mig_slices_by_compute_share(result):
-    _, _, alloc = result
+    _facts, _rows, alloc = result
     total, gpu_each = tco_hourly(A100_TCO)
     ram = (total - 2 * gpu_each) / (64 * C / R + 512)
     assert pod_row(alloc, "notebook-a")["gpu_hourly"] == pytest.approx(gpu_each * 3 / 7)
@@ -180,14 +180,14 @@ def test_unpartitioned_slices_are_idle(mixed_nodes, quotes):
     del a100["status"]["allocatable"]["nvidia.com/mig-2g.10gb"]  # 2 slices in no instance
     facts = [nodes.node_facts(a100)]
     alloc = allocation.allocate(facts, [], {"onprem-a100": quotes["onprem-a100"]}, WEIGHTS)
-    _, gpu_each = tco_hourly(A100_TCO)
+    _server_hourly, gpu_each = tco_hourly(A100_TCO)
     assert alloc["nodes"]["onprem-a100"]["idle"]["gpu_unpartitioned_hourly"] == pytest.approx(gpu_each * 2 / 7)
     assert alloc["nodes"]["onprem-a100"]["idle"]["gpu_hourly"] == pytest.approx(2 * gpu_each)
 
 
 def test_time_slicing_by_replicas(result):
-    _, _, alloc = result
-    _, gpu_each = tco_hourly(H100_TCO)
+    _facts, _rows, alloc = result
+    _server_hourly, gpu_each = tco_hourly(H100_TCO)
     for name in ("api-0", "api-1", "api-2"):
         assert pod_row(alloc, name)["gpu_hourly"] == pytest.approx(gpu_each / 4)
         assert pod_row(alloc, name)["gpu_kind"] == "whole-time-slicing"
@@ -197,7 +197,7 @@ def test_time_slicing_by_replicas(result):
 
 
 def test_rollups_and_totals(result, quotes):
-    _, _, alloc = result
+    _facts, _rows, alloc = result
     summary = rollup.rollup(alloc, ["team"])
     expected_total = sum(q.hourly_usd for q in quotes.values())
     assert summary["totals"]["hourly"] == pytest.approx(expected_total, abs=1e-5)
@@ -216,7 +216,7 @@ def test_rollups_and_totals(result, quotes):
     assert allocated + idle["gpu_hourly"] + idle["cpu_hourly"] + idle["memory_hourly"] == pytest.approx(
         expected_total, abs=1e-4
     )
-    _, h100_each = tco_hourly(H100_TCO)
+    _server_hourly, h100_each = tco_hourly(H100_TCO)
     assert idle["gpu_by_kind_hourly"]["whole-time-slicing"] == pytest.approx(h100_each / 4, abs=1e-6)
 
 
@@ -230,7 +230,7 @@ def test_side_by_side_with_opencost(result):
     assert compared["notebook-a"]["opencost_gpu_hourly"] == 0
     assert "MIG" in compared["notebook-a"]["reason"]
     # time-slicing without renameByDefault: each replica is a whole GPU to OpenCost
-    _, h100_each = tco_hourly(H100_TCO)
+    _server_hourly, h100_each = tco_hourly(H100_TCO)
     assert compared["api-0"]["opencost_gpu_hourly"] == pytest.approx(h100_each)
     assert compared["api-0"]["ours_gpu_hourly"] == pytest.approx(h100_each / 4)
     assert "renameByDefault" in compared["api-0"]["reason"]

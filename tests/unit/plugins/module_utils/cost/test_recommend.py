@@ -7,8 +7,10 @@ role variable to change."""
 
 import pytest
 from ansible_collections.gpuops.cluster.plugins.module_utils.cost import allocation, nodes, prices, recommend
-from cost_cluster_fixtures import mixed_nodes, mixed_pods  # noqa: F401 - fixtures
-from test_mixed_cluster import SPOT_HISTORY, WEIGHTS, quotes, result  # noqa: F401  (fixtures)
+from cost_cluster_fixtures import mixed_nodes, mixed_pods  # noqa: F401  pylint: disable=unused-import
+
+# Fixtures (quotes, result) come from the mixed-cluster tests.
+from test_mixed_cluster import SPOT_HISTORY, WEIGHTS, quotes, result  # noqa: F401  pylint: disable=unused-import
 
 ACTIVITY = {"train/llm-0": 0.12, "train/llm-1": 0.9, "serve/api-0": 0.1, "serve/api-1": 0.05, "serve/api-2": 0.15}
 
@@ -77,6 +79,6 @@ def test_consolidate_gpu_node_with_nothing_allocated(mixed_nodes, quotes):  # no
 
 
 def test_no_activity_no_activity_based_advice(result):  # noqa: F811
-    facts, _, alloc = result
+    facts, _rows, alloc = result
     recs = recommend.recommend(facts, alloc, {})
     assert not by_category(recs, "mig_rightsize") and not by_category(recs, "sharing_replicas")

@@ -12,7 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from cost_standin import REPO, standin  # noqa: F401 - standin is a fixture
+from cost_standin import REPO, standin  # noqa: F401  pylint: disable=unused-import
 
 PRICES = {
     "as_of": "2026-11-15",

@@ -18,7 +18,7 @@ import pytest
 from ansible_collections.gpuops.cluster.plugins.module_utils.cost import allocation, nodes, prices, runner, tco
 from ansible_collections.gpuops.cluster.plugins.module_utils.cost.prometheus import Prometheus
 from cost_fixtures import mixed_nodes_data, mixed_pods_data
-from cost_standin import REPO, standin  # noqa: F401 - standin is a fixture
+from cost_standin import REPO, standin  # noqa: F401  pylint: disable=unused-import
 
 WEIGHTS = {
     "cpu_core_hourly": 0.031611,
@@ -261,14 +261,17 @@ def test_cost_explorer_cross_check_through_moto(standin):
     try:
         host, port = moto.get_host_and_port()
         endpoint = f"http://{host}:{port}"
-        day = lambda d, team, amount: {  # noqa: E731
-            "TimePeriod": {"Start": d, "End": d},
-            "Total": {},
-            "Estimated": False,  # noqa: E731
-            "Groups": [
-                {"Keys": [f"team${team}"], "Metrics": {"UnblendedCost": {"Amount": str(amount), "Unit": "USD"}}}
-            ],
-        }
+
+        def day(d, team, amount):
+            return {
+                "TimePeriod": {"Start": d, "End": d},
+                "Total": {},
+                "Estimated": False,
+                "Groups": [
+                    {"Keys": [f"team${team}"], "Metrics": {"UnblendedCost": {"Amount": str(amount), "Unit": "USD"}}}
+                ],
+            }
+
         queued = {
             "results": [
                 {
@@ -289,7 +292,10 @@ def test_cost_explorer_cross_check_through_moto(standin):
         session = boto3.session.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
         )
-        client = lambda service, region=None: session.client(service, endpoint_url=endpoint)  # noqa: E731
+
+        def client(service, region=None):
+            return session.client(service, endpoint_url=endpoint)
+
         ce = {"start": "2026-11-01", "end": "2026-11-03", "tag_key": "team"}
         result = runner.run(params(cost_explorer=ce), standin.core, lambda p: PRICE_FILE, aws_client=client)
     finally:
