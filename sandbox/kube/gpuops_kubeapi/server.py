@@ -56,6 +56,11 @@ def _filtered_event_type(event, wanted) -> str | None:
     return "DELETED" if before_matches else None
 
 
+# Lingering close (shutdown_request): how long, and how much unread input, before the close.
+LINGER_SECONDS = 0.5
+LINGER_MAX_BYTES = 1 << 20
+
+
 class _BodyError(ApiError):
     """A request body that cannot be read (bad length, too large): answered, then the
     connection is closed since its remaining bytes cannot be trusted."""
@@ -138,6 +143,25 @@ class KubeApiServer(ThreadingHTTPServer):
                 self.shutdown_request(connection)
             self.connections -= 1
             self._slots.release()
+
+    def shutdown_request(self, request) -> None:
+        """Close a connection the way Go's net/http does after an early answer (a 414, a
+        refused body): shut the write side, then read and drop what the client is still sending
+        for a moment, so the close does not reset the connection before the client has read the
+        answer (closing with unread input sends a TCP RST, which the client sees mid-send)."""
+        try:
+            request.shutdown(socket.SHUT_WR)  # an SSLSocket drops TLS first, as socketserver's did
+            request.settimeout(LINGER_SECONDS)
+            deadline = time.monotonic() + LINGER_SECONDS
+            drained = 0
+            while time.monotonic() < deadline and drained < LINGER_MAX_BYTES:
+                chunk = request.recv(65536)
+                if not chunk:
+                    break
+                drained += len(chunk)
+        except OSError:
+            pass
+        self.close_request(request)
 
     def _handshake(self, raw: socket.socket):
         raw.settimeout(HANDSHAKE_SECONDS)

@@ -153,6 +153,7 @@ def run_module(name, args, check_mode=False, diff=False):
     import contextlib
     import importlib
     import io
+    import types
 
     from ansible.module_utils import basic
 
@@ -162,10 +163,22 @@ def run_module(name, args, check_mode=False, diff=False):
     basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": payload}).encode()
     basic._ANSIBLE_PROFILE = "legacy"
     module = importlib.import_module("ansible_collections.gpuops.cluster.plugins.modules." + name)
+    # A module process is never the controller; once controller code has been imported into this
+    # test process (a filter, a plugin), ansible-core would route module.warn() straight to the
+    # display instead of into the result's warnings.
+    try:
+        from ansible.module_utils import _internal
+    except ImportError:  # ansible-core before 2.19 has no such switch
+        _internal = types.SimpleNamespace()
+    was_controller = getattr(_internal, "is_controller", False)
+    _internal.is_controller = False
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        try:
-            module.main()
-        except SystemExit:
-            pass
+    try:
+        with contextlib.redirect_stdout(out):
+            try:
+                module.main()
+            except SystemExit:
+                pass
+    finally:
+        _internal.is_controller = was_controller
     return json.loads(out.getvalue())
