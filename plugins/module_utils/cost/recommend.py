@@ -14,6 +14,8 @@ Rules:
 - spot: an on-demand pool marked interruption-tolerant whose instance types have a spot
   quote: the difference between the quotes, per node.
 - consolidate: a GPU node with no GPU allocated: its whole price.
+
+Reserved capacity for the steady baseline is reserved.py.
 """
 
 from __future__ import absolute_import, annotations, division, print_function
@@ -28,7 +30,7 @@ from .nodes import NodeFacts
 from .prices import PriceQuote
 
 
-def _rec(category, subject, current_hourly, projected_hourly, effort, action, evidence):
+def recommendation(category, subject, current_hourly, projected_hourly, effort, action, evidence):
     return {
         "category": category,
         "subject": subject,
@@ -77,7 +79,7 @@ def recommend(
         gpus = sum(row["gpu_requests"].values())
         projected = row["gpu_hourly"] / gpus * profile.compute_slices / node.compute_slices * gpus
         recs.append(
-            _rec(
+            recommendation(
                 "mig_rightsize",
                 "%s/%s" % (row["namespace"], row["pod"]),
                 row["gpu_hourly"],
@@ -125,7 +127,7 @@ def recommend(
         new = pool["replicas"] * 2
         projected = pool["gpu_hourly"] * pool["replicas"] / new
         recs.append(
-            _rec(
+            recommendation(
                 "sharing_replicas",
                 group,
                 pool["gpu_hourly"],
@@ -176,7 +178,7 @@ def recommend(
         else:
             if evidence and projected < current:
                 recs.append(
-                    _rec(
+                    recommendation(
                         "spot",
                         group,
                         current,
@@ -197,7 +199,7 @@ def recommend(
         if any(u["allocated"] for u in node_row["units"].values()):
             continue
         recs.append(
-            _rec(
+            recommendation(
                 "consolidate",
                 name,
                 node_row["hourly"],
