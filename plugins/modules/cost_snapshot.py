@@ -235,10 +235,19 @@ opencost_pricing_csv:
 recommendations:
   description:
     - Savings with category, subject, current/projected/savings $/month, effort, evidence.
-    - The action names the role, node group, variable and value to set.
+    - The action names the role, node group, variable and value to set; a reserved-capacity one
+      also the purchase (kind, instance type, count, term, purchase option, offering class).
+    - C(alternatives) lists the other categories advised on the same node group (their savings
+      do not add up).
   returned: success
   type: list
   elements: dict
+savings_monthly_total:
+  description:
+    - Savings that can be had together ($/month) - per node group only the category that saves
+      most counts, the others being alternatives on the same capacity.
+  returned: success
+  type: float
 cost_explorer:
   description: Cost Explorer totals per tag value, when O(cost_explorer) was given.
   returned: success

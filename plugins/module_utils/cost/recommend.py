@@ -216,3 +216,25 @@ def recommend(
             )
         )
     return sorted(recs, key=lambda r: -r["savings_monthly"])
+
+
+def savings_total(recs: Sequence[Mapping[str, Any]]) -> float:
+    """Monthly savings that can be had together: recommendations on the same node group act on
+    the same capacity (spot, reserved, more replicas, consolidation, right-sizing its pods), so
+    per node group only the category that saves most counts; the others are alternatives."""
+    by_group = {}  # type: Dict[str, Dict[str, float]]
+    for rec in recs:
+        group = str(rec["action"].get("node_group") or rec["subject"])
+        categories = by_group.setdefault(group, {})
+        categories[rec["category"]] = categories.get(rec["category"], 0.0) + rec["savings_monthly"]
+    return money(sum(max(categories.values()) for categories in by_group.values()))
+
+
+def mark_alternatives(recs: Sequence[Dict[str, Any]]) -> None:
+    """Each recommendation names the other categories advised on its node group (in place)."""
+    by_group = {}  # type: Dict[str, set]
+    for rec in recs:
+        by_group.setdefault(str(rec["action"].get("node_group") or rec["subject"]), set()).add(rec["category"])
+    for rec in recs:
+        group = str(rec["action"].get("node_group") or rec["subject"])
+        rec["alternatives"] = sorted(by_group[group] - {rec["category"]})

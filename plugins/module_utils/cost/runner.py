@@ -142,6 +142,7 @@ def _run(
         ),
         key=lambda r: -r["savings_monthly"],
     )
+    recommend.mark_alternatives(recs)
     compared = opencost.compare(facts, pods, alloc, weights)
     onprem = {n.name: quotes[n.name] for n in facts if quotes[n.name].capacity_type == "on-prem"}
     csv_text = tco.opencost_csv(onprem, {n.name: (n.gpu_product, n.gpu_count) for n in facts})
@@ -170,6 +171,7 @@ def _run(
         "opencost_comparison": compared,
         "opencost_pricing_csv": csv_text,
         "recommendations": recs,
+        "savings_monthly_total": recommend.savings_total(recs),
         "cost_explorer": None,
     }
     ce = checked.get("cost_explorer")

@@ -16,6 +16,7 @@ from ansible_collections.gpuops.cluster.plugins.module_utils.cost import (
     aws_prices,
     nodes,
     prices,
+    recommend,
     reserved,
     runner,
 )
@@ -248,6 +249,9 @@ def test_snapshot_with_pricing_api_and_price_file_commitments():
     assert m5["savings_monthly"] == pytest.approx((0.192 - 0.141) * 730, abs=1e-4)
     assert m5["evidence"]["commitment"]["source"] == "price-file: finance sheet"
     assert m5["evidence"]["alternatives"] == []
+    assert result["savings_monthly_total"] == pytest.approx(
+        recommend.savings_total(result["recommendations"]), abs=1e-6
+    )
     assert [r["savings_monthly"] for r in result["recommendations"]] == sorted(
         (r["savings_monthly"] for r in result["recommendations"]), reverse=True
     )
@@ -280,3 +284,17 @@ def test_commitments_must_be_a_list():
     data = {"as_of": "2026-11-15", "source": "s", "instance_types": {"m5.xlarge": {"commitments": {"term": "1yr"}}}}
     with pytest.raises(CostInputError, match="commitments: must be a non-empty list"):
         prices.parse_price_file(data)
+
+
+def test_alternatives_on_one_node_group_count_once():
+    def rec(category, group, savings):
+        return {"category": category, "subject": group, "savings_monthly": savings, "action": {"node_group": group}}
+
+    recs = [rec("spot", "l40s", 400.0), rec("reserved", "l40s", 250.0), rec("sharing_replicas", "l40s", 300.0)]
+    recs += [rec("mig_rightsize", "h100", 50.0), rec("mig_rightsize", "h100", 70.0), rec("consolidate", "h100", 100.0)]
+    recs += [rec("consolidate", "a100", 10.0)]
+    # l40s: the best single category (spot 400); h100: right-sizing both pods (120) beats draining (100)
+    assert recommend.savings_total(recs) == pytest.approx(400.0 + 120.0 + 10.0)
+    recommend.mark_alternatives(recs)
+    assert recs[0]["alternatives"] == ["reserved", "sharing_replicas"]
+    assert recs[3]["alternatives"] == ["consolidate"] and recs[-1]["alternatives"] == []
