@@ -10,7 +10,7 @@ covering that baseline saves the difference. Pure: the snapshot's facts and allo
 
 Projected hourly = baseline nodes x the commitment's effective hourly rate (hourly fee plus the
 upfront fee spread over the term's hours); the cheapest commitment no longer than ``max_term``
-wins, the others are listed as alternatives.
+wins, the others are listed as other_commitments.
 """
 
 from __future__ import absolute_import, annotations, division, print_function
@@ -124,7 +124,7 @@ def recommend_reserved(
                     "on_demand_hourly": steady[0][1]["hourly"],
                     "on_demand_source": "%s (as of %s)" % (price.get("source"), price.get("as_of")),
                     "commitment": _quote(best),
-                    "alternatives": [_quote(q) for q in options[1:]],
+                    "other_commitments": [_quote(q) for q in options[1:]],
                 },
             )
         )

@@ -130,7 +130,7 @@ def test_steady_on_demand_node_gets_the_cheapest_one_year_commitment(snapshot):
     assert evidence["steady_nodes"] == [{"node": "cloud-od", "created": "2026-10-17T10:00:00Z", "age_days": 45.0}]
     assert evidence["on_demand_source"] == "aws-pricing-api (as of 2026-11-01T00:00:00Z)"
     # the other 1-year options, cheapest first, as alternatives; no 3-year one
-    alternatives = [(a["term"], a["purchase_option"], a["offering_class"]) for a in evidence["alternatives"]]
+    alternatives = [(a["term"], a["purchase_option"], a["offering_class"]) for a in evidence["other_commitments"]]
     assert alternatives == sorted((k for k in RATES if k[0] == "1yr" and k != best), key=effective)
     # spot (cloud-spot) and on-prem nodes are never reserved; cpu-1 is too young (10 d) and unpriced
 
@@ -248,7 +248,7 @@ def test_snapshot_with_pricing_api_and_price_file_commitments():
     assert m5["action"]["purchase"]["kind"] == "savings-plan"
     assert m5["savings_monthly"] == pytest.approx((0.192 - 0.141) * 730, abs=1e-4)
     assert m5["evidence"]["commitment"]["source"] == "price-file: finance sheet"
-    assert m5["evidence"]["alternatives"] == []
+    assert m5["evidence"]["other_commitments"] == []
     assert result["savings_monthly_total"] == pytest.approx(
         recommend.savings_total(result["recommendations"]), abs=1e-6
     )
