@@ -146,6 +146,8 @@ def _bar_chart(title: str, rows: Mapping[str, Mapping[str, float]], parts: List[
     from matplotlib.figure import Figure
 
     names = list(rows)[:15]
+    if not names:  # nothing to draw: no empty axes
+        return ""
     figure = Figure(figsize=(7.5, 0.45 * max(len(names), 2) + 1.2))
     axes = figure.subplots()
     left = [0.0] * len(names)
@@ -294,7 +296,13 @@ def evidence_text(rec: Mapping[str, Any]) -> str:
             for n in ev.get("nodes") or []
         )
     if category == "consolidate":
-        return "0 of %s GPUs allocated, %s CPU cores requested" % (ev.get("gpu_count"), ev.get("cpu_allocated"))
+        text = "0 of %s GPUs allocated, %s CPU cores requested" % (ev.get("gpu_count"), _num(ev.get("cpu_allocated")))
+        if ev.get("energy_hourly") is not None:
+            text += "; owned: energy %s/h of %s/h" % (
+                _money(ev["energy_hourly"]),
+                _money(ev["energy_hourly"] + ev.get("sunk_hourly", 0.0)),
+            )
+        return text
     if category == "reserved":
         steady = ev.get("steady_nodes") or []
         best = ev.get("commitment") or {}
@@ -399,9 +407,10 @@ def report_html(snapshot: Mapping[str, Any], title: str = "GPU cluster cost") ->
         _table(["Category", "Subject", "Now", "Then", "Saves", "Effort", "Change", "Evidence"], rec_rows)
         if rec_rows
         else "<p>None.</p>",
+        "" if snapshot["by_namespace"] else "<p>No pod holds resources: there is no cost by namespace or label.</p>",
         "<div class='charts'>%s</div>" % "".join(charts),
         "<h2>Beside OpenCost's GPU formula ($/month of GPU)</h2>",
-        _table(["Pod", "Ours", "OpenCost", "Why they differ"], compare_rows),
+        _table(["Pod", "Ours", "OpenCost", "Why they differ"], compare_rows) if compare_rows else "<p>No GPU pods.</p>",
         "<h2>Price sources</h2><ul>%s</ul>"
         % "".join("<li>%s</li>" % html.escape(s) for s in snapshot.get("price_sources") or []),
         "</body></html>",

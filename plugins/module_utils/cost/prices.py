@@ -45,6 +45,7 @@ class PriceQuote:
     capacity_type: str = "on-demand"
     zone: Optional[str] = None
     gpu_hourly_usd: Optional[float] = None  # per GPU, when the source splits it out (TCO)
+    energy_hourly_usd: Optional[float] = None  # the power part of an on-prem TCO price
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)

@@ -13,7 +13,8 @@ Rules:
   ``low_activity``: double the replicas (the same pods then need half the GPUs).
 - spot: an on-demand pool marked interruption-tolerant whose instance types have a spot
   quote: the difference between the quotes, per node.
-- consolidate: a GPU node with no GPU allocated: its whole price.
+- consolidate: a GPU node with no GPU allocated: its whole price; for an owned server priced by
+  its TCO only the energy (the amortized capex, opex and rack are spent whether it runs or not).
 
 Reserved capacity for the steady baseline is reserved.py.
 """
@@ -198,23 +199,27 @@ def recommend(
             continue
         if any(u["allocated"] for u in node_row["units"].values()):
             continue
-        recs.append(
-            recommendation(
-                "consolidate",
-                name,
-                node_row["hourly"],
-                0.0,
-                "low",
-                {
-                    "role": "gpuops.cluster.node_maintenance",
-                    "node_group": node_row["node_group"],
-                    "variable": "node_maintenance_action",
-                    "value": "drain",
-                    "then": "lower the node group's size by one",
-                },
-                {"gpu_allocated": 0, "gpu_count": node_row["gpu_count"], "cpu_allocated": node_row["cpu_allocated"]},
-            )
-        )
+        energy = node_row["price"].get("energy_hourly_usd")
+        evidence = {
+            "gpu_allocated": 0,
+            "gpu_count": node_row["gpu_count"],
+            "cpu_allocated": node_row["cpu_allocated"],
+        }  # type: Dict[str, Any]
+        action = {
+            "role": "gpuops.cluster.node_maintenance",
+            "node_group": node_row["node_group"],
+            "variable": "node_maintenance_action",
+            "value": "drain",
+            "then": "lower the node group's size by one",
+        }
+        projected = 0.0
+        if energy is not None:
+            # An owned server's capex is spent: draining and powering it off saves its energy.
+            projected = node_row["hourly"] - energy
+            evidence["sunk_hourly"] = projected
+            evidence["energy_hourly"] = energy
+            action["then"] = "power it off (owned: its amortized capex and opex are not saved, its energy is)"
+        recs.append(recommendation("consolidate", name, node_row["hourly"], projected, "low", action, evidence))
     return sorted(recs, key=lambda r: -r["savings_monthly"])
 
 

@@ -203,3 +203,19 @@ def test_pods_at_one_point_share_a_label(snapshot):
     twins = [dict(pods[0], pod="twin-%d" % i, namespace="serve", gpu_activity=0.05, gpu_hourly=0.5) for i in range(3)]
     page = cost_report.report_html(dict(snapshot, pods=pods + twins))
     assert "serve/twin-0 and 2 more" in page and "serve/twin-1" not in page
+
+
+class EmptyCore(FakeCore):
+    def list_pod_for_all_namespaces(self, **kwargs):
+        return _Response([])
+
+
+def test_cluster_without_workloads_reads_plainly():
+    empty = runner.run(PARAMS, EmptyCore, lambda p: PRICE_FILE)
+    page = cost_report.report_html(empty)
+    assert "No pod holds resources" in page
+    assert "Cost by namespace" not in page and "Cost by team" not in page  # no empty axes
+    assert "Idle GPU cost by pool" in page
+    consolidate = [r for r in empty["recommendations"] if r["category"] == "consolidate"]
+    assert {r["subject"] for r in consolidate} == {"cloud-od", "cloud-spot", "onprem-a100", "onprem-h100"}
+    assert "No GPU pods." in page and "0 of 8 GPUs allocated, 0 CPU cores requested" in page
