@@ -32,7 +32,8 @@ description:
   - Rolls the costs up by namespace, by the pod labels in O(label_keys) and by node group; puts
     each pod's GPU cost beside what OpenCost's published formula gives and says why they differ
     (MIG, time-slicing); writes an OpenCost on-prem pricing CSV of the TCO prices.
-  - Recommends savings (MIG right-sizing, more sharing replicas, spot, consolidation), each with
+  - Recommends savings (MIG right-sizing, more sharing replicas, spot, consolidation, reserved
+    capacity for the steady on-demand baseline), each with
     its evidence, current and projected $/month, effort and the role variable to change.
   - Every option is checked before anything is read; bad input fails naming the option and what
     is allowed.
@@ -56,6 +57,11 @@ options:
       - A YAML or JSON price file on the controller-side target - C(as_of) (date), C(source),
         C(currency) (C(USD)), C(instance_types) (type -> C(on_demand_hourly), C(spot_hourly)),
         C(node_groups) (group -> C(hourly), optional C(gpu_hourly) per GPU).
+      - An instance type may list C(commitments) - Reserved Instance or Savings Plan rates, each
+        with C(kind) (C(reserved-instance), C(savings-plan)), C(term) (C(1yr), C(3yr)),
+        C(purchase_option) (C(No Upfront), C(Partial Upfront), C(All Upfront)), C(offering_class)
+        (C(standard), C(convertible); for savings plans C(compute), C(ec2-instance)), C(hourly) and
+        C(upfront) in USD.
     type: path
   aws_pricing:
     description:
@@ -117,6 +123,19 @@ options:
     description: Mean GPU activity (0 to 1) under which a workload or pool counts as under-used.
     type: float
     default: 0.3
+  reserved_min_age:
+    description:
+      - How long an on-demand node must have run (its creationTimestamp) and be in use to count
+        as its node group's steady baseline, for reserved-capacity advice; hours or days, 1d to 365d.
+      - The baseline is priced at the cheapest commitment rate (Reserved terms of the Pricing API
+        with O(aws_pricing), the price file's C(commitments)) no longer than O(reserved_max_term).
+    type: str
+    default: 30d
+  reserved_max_term:
+    description: The longest commitment to recommend.
+    type: str
+    choices: [1yr, 3yr]
+    default: 1yr
   interruption_tolerant_groups:
     description: Node groups whose workloads tolerate interruption (candidates for spot).
     type: list
@@ -216,10 +235,19 @@ opencost_pricing_csv:
 recommendations:
   description:
     - Savings with category, subject, current/projected/savings $/month, effort, evidence.
-    - The action names the role, node group, variable and value to set.
+    - The action names the role, node group, variable and value to set; a reserved-capacity one
+      also the purchase (kind, instance type, count, term, purchase option, offering class).
+    - C(alternatives) lists the other categories advised on the same node group (their savings
+      do not add up).
   returned: success
   type: list
   elements: dict
+savings_monthly_total:
+  description:
+    - Savings that can be had together ($/month) - per node group only the category that saves
+      most counts, the others being alternatives on the same capacity.
+  returned: success
+  type: float
 cost_explorer:
   description: Cost Explorer totals per tag value, when O(cost_explorer) was given.
   returned: success
@@ -288,6 +316,8 @@ def main():
         prometheus_url=dict(type="str"),
         prometheus_window=dict(type="str", default="1h"),
         low_activity=dict(type="float", default=0.3),
+        reserved_min_age=dict(type="str", default="30d"),
+        reserved_max_term=dict(type="str", default="1yr", choices=["1yr", "3yr"]),
         interruption_tolerant_groups=dict(type="list", elements="str", default=[]),
         cost_explorer=dict(type="dict"),
         include_pods=dict(type="bool", default=True),

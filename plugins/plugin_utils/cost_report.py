@@ -146,6 +146,8 @@ def _bar_chart(title: str, rows: Mapping[str, Mapping[str, float]], parts: List[
     from matplotlib.figure import Figure
 
     names = list(rows)[:15]
+    if not names:  # nothing to draw: no empty axes
+        return ""
     figure = Figure(figsize=(7.5, 0.45 * max(len(names), 2) + 1.2))
     axes = figure.subplots()
     left = [0.0] * len(names)
@@ -156,8 +158,8 @@ def _bar_chart(title: str, rows: Mapping[str, Mapping[str, float]], parts: List[
     axes.invert_yaxis()
     axes.set_xlabel(xlabel)
     axes.set_title(title)
-    if len(parts) > 1:
-        axes.legend(loc="lower right", fontsize="small")
+    if len(parts) > 1:  # under the axes, where it covers no bar
+        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=len(parts), fontsize="small", frameon=False)
     return _svg(figure)
 
 
@@ -170,10 +172,14 @@ def _utilization_chart(pods: List[Mapping[str, Any]]) -> str:
     axes.scatter(
         [p["gpu_activity"] * 100 for p in measured], [p["gpu_hourly"] * 730 for p in measured], color="#d62728"
     )
+    # Pods at the same point (replicas of one deployment) get one label, not overprinted ones.
+    points = {}  # type: Dict[tuple, List[str]]
     for p in measured:
-        axes.annotate(
-            "%s/%s" % (p["namespace"], p["pod"]), (p["gpu_activity"] * 100, p["gpu_hourly"] * 730), fontsize="x-small"
-        )
+        point = (round(p["gpu_activity"] * 100, 1), round(p["gpu_hourly"] * 730, 2))
+        points.setdefault(point, []).append("%s/%s" % (p["namespace"], p["pod"]))
+    for (x, y), names in sorted(points.items()):
+        label = names[0] if len(names) == 1 else "%s and %d more" % (names[0], len(names) - 1)
+        axes.annotate(label, (x, y), xytext=(4, 3), textcoords="offset points", fontsize="x-small")
     axes.set_xlim(0, 100)
     axes.set_xlabel("GPU activity over the window (%)")
     axes.set_ylabel("GPU cost ($/month)")
@@ -220,6 +226,108 @@ def _monthly(rows: Mapping[str, Mapping[str, float]]) -> Dict[str, Dict[str, flo
     return {name: {k: row.get(k, 0.0) * 730.0 for k in keys} for name, row in rows.items()}
 
 
+def _value(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return ", ".join("%s: %s" % (k, v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def change_text(action: Mapping[str, Any]) -> str:
+    """One line a person can act on: the purchase (reserved), the role variable, the follow-up."""
+    parts = []
+    purchase = action.get("purchase")
+    if purchase:
+        upfront = purchase.get("upfront_total_usd") or 0
+        parts.append(
+            "Buy %d x %s %s (%s, %s, %s%s)"
+            % (
+                purchase["count"],
+                purchase["instance_type"],
+                purchase["kind"].replace("-", " "),
+                purchase["term"],
+                purchase["purchase_option"],
+                purchase["offering_class"],
+                ", %s upfront" % _money(upfront) if upfront else "",
+            )
+        )
+    parts.append(
+        "%s: %s = %s on node group %s"
+        % (action["role"], action["variable"], _value(action["value"]), action.get("node_group"))
+    )
+    if action.get("then") and not purchase:
+        parts.append("then " + action["then"])
+    return "; ".join(parts)
+
+
+def _pct(value: Any) -> str:
+    return "%.0f%%" % (value * 100) if is_finite(value) else "?"
+
+
+def evidence_text(rec: Mapping[str, Any]) -> str:
+    """The evidence in a sentence, by category (the full evidence is in cost.json)."""
+    ev = rec.get("evidence") or {}
+    category = rec["category"]
+    if category == "mig_rightsize":
+        return "GPU activity %s on %s (%s), %.1f GiB framebuffer used" % (
+            _pct(ev.get("gpu_activity")),
+            ev.get("node"),
+            ev.get("gpu_model"),
+            ev.get("gpu_memory_used_gib") or 0.0,
+        )
+    if category == "sharing_replicas":
+        return "mean activity %s per GPU with %s replicas on %s GPU(s)" % (
+            _pct(ev.get("mean_activity_per_gpu")),
+            ev.get("replicas"),
+            ev.get("gpus"),
+        )
+    if category == "spot":
+        return "; ".join(
+            "%s: spot %s/h in %s vs on-demand %s/h (%s, as of %s)"
+            % (
+                n["node"],
+                _money(n["spot_hourly"]),
+                n.get("zone") or "any zone",
+                _money(n["on_demand_hourly"]),
+                n["source"],
+                n["as_of"],
+            )
+            for n in ev.get("nodes") or []
+        )
+    if category == "consolidate":
+        text = "0 of %s GPUs allocated, %s CPU cores requested" % (ev.get("gpu_count"), _num(ev.get("cpu_allocated")))
+        if ev.get("energy_hourly") is not None:
+            text += "; owned: energy %s/h of %s/h" % (
+                _money(ev["energy_hourly"]),
+                _money(ev["energy_hourly"] + ev.get("sunk_hourly", 0.0)),
+            )
+        return text
+    if category == "reserved":
+        steady = ev.get("steady_nodes") or []
+        best = ev.get("commitment") or {}
+        return (
+            "%d of %s on-demand nodes up >= %s d and in use (%s); on-demand %s/h (%s); %s effective %s/h (%s, as of %s)"
+            % (
+                len(steady),
+                ev.get("on_demand_nodes"),
+                _num(ev.get("min_age_days")),
+                ", ".join("%s %s d" % (n["node"], _num(n["age_days"])) for n in steady),
+                _money(ev.get("on_demand_hourly")),
+                ev.get("on_demand_source"),
+                best.get("term"),
+                _money(best.get("effective_hourly_usd")),
+                best.get("source"),
+                best.get("as_of"),
+            )
+        )
+    return ""
+
+
+def _num(value: Any) -> str:
+    return ("%g" % value) if is_finite(value) else "?"
+
+
 def report_html(snapshot: Mapping[str, Any], title: str = "GPU cluster cost") -> str:
     import matplotlib
 
@@ -247,13 +355,14 @@ def report_html(snapshot: Mapping[str, Any], title: str = "GPU cluster cost") ->
     recs = snapshot.get("recommendations") or []
     rec_rows = [
         [
-            r["category"],
+            r["category"] + (" (or %s)" % ", ".join(r["alternatives"]) if r.get("alternatives") else ""),
             r["subject"],
             _money(r["current_monthly"]),
+            _money(r["projected_monthly"]),
             _money(r["savings_monthly"]),
             r["effort"],
-            "%s: %s = %s (node group %s)"
-            % (r["action"]["role"], r["action"]["variable"], r["action"]["value"], r["action"].get("node_group")),
+            change_text(r["action"]),
+            evidence_text(r),
         ]
         for r in recs
     ]
@@ -277,6 +386,8 @@ def report_html(snapshot: Mapping[str, Any], title: str = "GPU cluster cost") ->
     ]
     if idle.get("gpu_allocated_unused_hourly") is not None:
         summary.append(["GPU allocated but unused", _money(idle["gpu_allocated_unused_hourly"] * 730)])
+    if snapshot.get("savings_monthly_total") is not None:
+        summary.append(["Savings found (alternatives counted once)", _money(snapshot["savings_monthly_total"])])
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>%s</title>" % html.escape(title),
         "<style>body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
@@ -293,10 +404,13 @@ def report_html(snapshot: Mapping[str, Any], title: str = "GPU cluster cost") ->
         "<h2>Summary ($/month)</h2>",
         _table(["", "$/month"], summary),
         "<h2>Recommendations</h2>",
-        _table(["Category", "Subject", "Now", "Saves", "Effort", "Change"], rec_rows) if rec_rows else "<p>None.</p>",
+        _table(["Category", "Subject", "Now", "Then", "Saves", "Effort", "Change", "Evidence"], rec_rows)
+        if rec_rows
+        else "<p>None.</p>",
+        "" if snapshot["by_namespace"] else "<p>No pod holds resources: there is no cost by namespace or label.</p>",
         "<div class='charts'>%s</div>" % "".join(charts),
         "<h2>Beside OpenCost's GPU formula ($/month of GPU)</h2>",
-        _table(["Pod", "Ours", "OpenCost", "Why they differ"], compare_rows),
+        _table(["Pod", "Ours", "OpenCost", "Why they differ"], compare_rows) if compare_rows else "<p>No GPU pods.</p>",
         "<h2>Price sources</h2><ul>%s</ul>"
         % "".join("<li>%s</li>" % html.escape(s) for s in snapshot.get("price_sources") or []),
         "</body></html>",

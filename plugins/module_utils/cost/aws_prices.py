@@ -8,13 +8,14 @@ from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
-from typing import Any, Dict, Iterable
+from typing import Any, Dict, Iterable, List, Mapping
 
-from .prices import PriceQuote, parse_price_list, parse_spot_history, pricing_filters
+from .prices import CommitQuote, PriceQuote, parse_price_list, parse_reserved_terms, parse_spot_history, pricing_filters
 
 
-def on_demand_quotes(pricing_client: Any, instance_types: Iterable[str], region: str) -> Dict[str, PriceQuote]:
-    """get_products per instance type (all pages), parsed into one quote each."""
+def price_lists(pricing_client: Any, instance_types: Iterable[str], region: str) -> Dict[str, List[Any]]:
+    """get_products per instance type (all pages): its PriceList items, which carry both the
+    OnDemand and the Reserved terms of each product."""
     result = {}
     for instance_type in sorted(set(instance_types)):
         items = []  # type: List[Any]
@@ -33,7 +34,22 @@ def on_demand_quotes(pricing_client: Any, instance_types: Iterable[str], region:
             token = page.get("NextToken")
             if not token:
                 break
-        result[instance_type] = parse_price_list(instance_type, items)
+        result[instance_type] = items
+    return result
+
+
+def on_demand_quotes(pricing_client: Any, instance_types: Iterable[str], region: str) -> Dict[str, PriceQuote]:
+    """get_products per instance type (all pages), parsed into one on-demand quote each."""
+    return {t: parse_price_list(t, items) for t, items in price_lists(pricing_client, instance_types, region).items()}
+
+
+def reserved_quotes(lists: Mapping[str, Iterable[Any]]) -> Dict[str, List[CommitQuote]]:
+    """The Reserved Instance rates in price lists already read (price_lists' answer)."""
+    result = {}
+    for instance_type, items in lists.items():
+        found = parse_reserved_terms(instance_type, items)
+        if found:
+            result[instance_type] = found
     return result
 
 

@@ -66,6 +66,7 @@ class NodeFacts:
     capacity_type: str  # on-demand | spot | on-prem
     instance_type: Optional[str]
     zone: Optional[str]
+    created: Optional[str] = None  # metadata.creationTimestamp (RFC 3339), how long it has run
 
     @property
     def compute_slices(self) -> int:
@@ -164,6 +165,7 @@ def node_facts(
         capacity_type=capacity,
         instance_type=instance_type,
         zone=labels.get("topology.kubernetes.io/zone"),
+        created=meta.get("creationTimestamp"),
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any, Dict, Mapping
 
 from ._common import CostInputError, number
 from .allocation import split_weights
+from .prices import COMMITMENT_TERMS
 from .tco import validate_tco
 
 WINDOW = re.compile(r"^([1-9][0-9]{0,4})([mhd])$")
@@ -39,6 +40,17 @@ def window_seconds(value: Any, field: str = "prometheus_window") -> int:
     seconds = int(match.group(1)) * WINDOW_SECONDS[match.group(2)]
     if seconds < 300 or seconds > MAX_WINDOW_SECONDS:
         raise CostInputError(field, "must be between 5m and 90d, got %r" % (value,))
+    return seconds
+
+
+def min_age_seconds(value: Any, field: str = "reserved_min_age") -> int:
+    """How long an on-demand node must have run to count as steady baseline: 1d to 365d."""
+    match = WINDOW.match(str(value or ""))
+    if not match or match.group(2) == "m":
+        raise CostInputError(field, "must be a duration in hours or days (e.g. 720h, 30d), got %r" % (value,))
+    seconds = int(match.group(1)) * WINDOW_SECONDS[match.group(2)]
+    if seconds < 86400 or seconds > 365 * 86400:
+        raise CostInputError(field, "must be between 1d and 365d, got %r" % (value,))
     return seconds
 
 
@@ -123,10 +135,16 @@ def validate(params: Mapping[str, Any]) -> Dict[str, Any]:
     page = params.get("page_size", 500)
     if isinstance(page, bool) or not isinstance(page, int) or not 1 <= page <= 10000:
         raise CostInputError("page_size", "must be an integer 1..10000, got %r" % (page,))
+    out["page_size"] = page
     url = params.get("prometheus_url")
     if url and not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", str(url)):
         raise CostInputError("prometheus_url", "must be an http:// or https:// URL without query, got %r" % (url,))
     out["window_seconds"] = window_seconds(params.get("prometheus_window", "1h"))
+    out["reserved_min_age_seconds"] = min_age_seconds(params.get("reserved_min_age", "30d"))
+    term = params.get("reserved_max_term", "1yr")
+    if term not in COMMITMENT_TERMS:
+        raise CostInputError("reserved_max_term", "must be one of %s, got %r" % (", ".join(COMMITMENT_TERMS), term))
+    out["reserved_max_term"] = term
     out["low_activity"] = number(params.get("low_activity", 0.3), "low_activity", 0.0, 1.0, False)
     out["split_weights"] = split_weights(params.get("split_weights"), "split_weights")
     tcos = params.get("onprem_tco") or {}

@@ -16,11 +16,22 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
-from ._common import CostInputError, as_of_date, number
+from ._common import HOURS_PER_YEAR, CostInputError, as_of_date, number
 
 CAPACITY_TYPES = ("on-demand", "spot", "on-prem")
 PRICE_FILE_KEYS = ("as_of", "source", "currency", "instance_types", "node_groups")
-INSTANCE_PRICE_KEYS = ("on_demand_hourly", "spot_hourly")
+INSTANCE_PRICE_KEYS = ("on_demand_hourly", "spot_hourly", "commitments")
+# Commitments: EC2 Reserved Instances and Savings Plans, as the Pricing API's Reserved terms
+# (termAttributes LeaseContractLength, PurchaseOption, OfferingClass) and the Savings Plans
+# rate sheets name them.
+COMMITMENT_KINDS = ("reserved-instance", "savings-plan")
+COMMITMENT_TERMS = ("1yr", "3yr")
+PURCHASE_OPTIONS = ("No Upfront", "Partial Upfront", "All Upfront")
+OFFERING_CLASSES = {
+    "reserved-instance": ("standard", "convertible"),
+    "savings-plan": ("compute", "ec2-instance"),
+}
+COMMITMENT_KEYS = ("kind", "term", "purchase_option", "offering_class", "hourly", "upfront")
 GROUP_PRICE_KEYS = ("hourly", "gpu_hourly")
 
 
@@ -34,9 +45,82 @@ class PriceQuote:
     capacity_type: str = "on-demand"
     zone: Optional[str] = None
     gpu_hourly_usd: Optional[float] = None  # per GPU, when the source splits it out (TCO)
+    energy_hourly_usd: Optional[float] = None  # the power part of an on-prem TCO price
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class CommitQuote:
+    """A 1- or 3-year commitment rate for one instance (a Reserved Instance or a Savings Plan
+    rate): its recurring hourly fee and its upfront fee, with where and when it was read."""
+
+    instance_type: str
+    kind: str  # COMMITMENT_KINDS
+    term: str  # COMMITMENT_TERMS
+    purchase_option: str  # PURCHASE_OPTIONS
+    offering_class: str
+    hourly_usd: float
+    upfront_usd: float
+    source: str
+    as_of: str
+
+    @property
+    def years(self) -> int:
+        return int(self.term[0])
+
+    @property
+    def effective_hourly_usd(self) -> float:
+        """The upfront fee spread over every hour of the term, plus the hourly fee."""
+        return self.hourly_usd + self.upfront_usd / (self.years * HOURS_PER_YEAR)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dict(asdict(self), effective_hourly_usd=self.effective_hourly_usd)
+
+
+def _choice(value: Any, field: str, allowed: Iterable[str]) -> str:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise CostInputError(field, "must be one of %s, got %r" % (", ".join(allowed), value))
+    return value
+
+
+def parse_commitments(instance_type: str, entries: Any, label: str, as_of: str, field: str) -> List[CommitQuote]:
+    """A price file's ``commitments`` list for one instance type."""
+    if not isinstance(entries, list) or not entries:
+        raise CostInputError(field, "must be a non-empty list of mappings with %s" % ", ".join(COMMITMENT_KEYS))
+    result = []
+    for i, entry in enumerate(entries):
+        where = "%s[%d]" % (field, i)
+        if not isinstance(entry, Mapping):
+            raise CostInputError(where, "must be a mapping with %s" % ", ".join(COMMITMENT_KEYS))
+        bad = sorted(set(entry) - set(COMMITMENT_KEYS))
+        if bad:
+            raise CostInputError("%s.%s" % (where, bad[0]), "unknown key; allowed: %s" % ", ".join(COMMITMENT_KEYS))
+        kind = _choice(entry.get("kind", "reserved-instance"), where + ".kind", COMMITMENT_KINDS)
+        offering = _choice(
+            entry.get("offering_class", OFFERING_CLASSES[kind][0]), where + ".offering_class", OFFERING_CLASSES[kind]
+        )
+        quote = CommitQuote(
+            instance_type=instance_type,
+            kind=kind,
+            term=_choice(entry.get("term"), where + ".term", COMMITMENT_TERMS),
+            purchase_option=_choice(entry.get("purchase_option"), where + ".purchase_option", PURCHASE_OPTIONS),
+            offering_class=offering,
+            hourly_usd=number(entry.get("hourly", 0.0), where + ".hourly", 0.0, 1000.0),
+            upfront_usd=number(entry.get("upfront", 0.0), where + ".upfront", 0.0, 100000000.0),
+            source=label,
+            as_of=as_of,
+        )
+        if quote.effective_hourly_usd <= 0:
+            raise CostInputError(where, "hourly and upfront are both 0; a commitment costs something")
+        if quote.purchase_option == "No Upfront" and quote.upfront_usd:
+            raise CostInputError(where + ".upfront", "must be 0 for purchase_option No Upfront")
+        if quote.purchase_option == "All Upfront" and quote.hourly_usd:
+            raise CostInputError(where + ".hourly", "must be 0 for purchase_option All Upfront")
+        result.append(quote)
+    return result
 
 
 # ------------------------------------------------------------------ price file
@@ -85,6 +169,10 @@ def parse_price_file(data: Any, origin: str = "price_file") -> Dict[str, Any]:
         if "spot_hourly" in entry:
             quotes["spot"] = PriceQuote(
                 number(entry["spot_hourly"], field + ".spot_hourly", 0.0, 1000.0, False), label, as_of, "spot"
+            )
+        if "commitments" in entry:
+            quotes["commitments"] = parse_commitments(
+                str(name), entry["commitments"], label, as_of, field + ".commitments"
             )
         result["instance_types"][str(name)] = quotes
     for name, entry in groups.items():
@@ -152,6 +240,52 @@ def parse_price_list(instance_type: str, price_list: Iterable[Any]) -> PriceQuot
         )
     price, published = found[0]
     return PriceQuote(price, "aws-pricing-api", as_of_date(published, "publicationDate"))
+
+
+def parse_reserved_terms(instance_type: str, price_list: Iterable[Any]) -> List[CommitQuote]:
+    """The Reserved Instance rates of ``instance_type`` from get_products' PriceList: each
+    terms.Reserved.* term with termAttributes LeaseContractLength (1yr, 3yr), PurchaseOption and
+    OfferingClass; its priceDimensions hold the hourly fee (unit Hrs) and the upfront fee (unit
+    Quantity). Dated by the item's publicationDate, else the term's effectiveDate. Terms of
+    other lengths or purchase options AWS no longer sells (e.g. "Heavy Utilization") are skipped.
+    """
+    found = {}  # type: Dict[tuple, CommitQuote]
+    for raw in price_list:
+        item = json.loads(raw) if isinstance(raw, str) else raw
+        attributes = (item.get("product") or {}).get("attributes") or {}
+        if attributes.get("instanceType") != instance_type:
+            continue
+        for term in ((item.get("terms") or {}).get("Reserved") or {}).values():
+            attrs = term.get("termAttributes") or {}
+            length, option = attrs.get("LeaseContractLength"), attrs.get("PurchaseOption")
+            offering = str(attrs.get("OfferingClass") or "standard")
+            if length not in COMMITMENT_TERMS or option not in PURCHASE_OPTIONS:
+                continue
+            hourly = upfront = 0.0
+            for dimension in (term.get("priceDimensions") or {}).values():
+                usd = (dimension.get("pricePerUnit") or {}).get("USD")
+                if usd is None:
+                    continue
+                unit = str(dimension.get("unit") or "").lower()
+                if unit == "hrs":
+                    hourly = float(usd)
+                elif unit == "quantity":
+                    upfront = float(usd)
+            if hourly <= 0 and upfront <= 0:
+                continue
+            quote = CommitQuote(
+                instance_type,
+                "reserved-instance",
+                length,
+                option,
+                offering,
+                hourly,
+                upfront,
+                "aws-pricing-api",
+                as_of_date(item.get("publicationDate") or term.get("effectiveDate"), "publicationDate"),
+            )
+            found[(length, option, offering)] = quote
+    return [found[key] for key in sorted(found)]
 
 
 # ------------------------------------------------------------------ spot

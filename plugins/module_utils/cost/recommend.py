@@ -13,7 +13,10 @@ Rules:
   ``low_activity``: double the replicas (the same pods then need half the GPUs).
 - spot: an on-demand pool marked interruption-tolerant whose instance types have a spot
   quote: the difference between the quotes, per node.
-- consolidate: a GPU node with no GPU allocated: its whole price.
+- consolidate: a GPU node with no GPU allocated: its whole price; for an owned server priced by
+  its TCO only the energy (the amortized capex, opex and rack are spent whether it runs or not).
+
+Reserved capacity for the steady baseline is reserved.py.
 """
 
 from __future__ import absolute_import, annotations, division, print_function
@@ -28,7 +31,7 @@ from .nodes import NodeFacts
 from .prices import PriceQuote
 
 
-def _rec(category, subject, current_hourly, projected_hourly, effort, action, evidence):
+def recommendation(category, subject, current_hourly, projected_hourly, effort, action, evidence):
     return {
         "category": category,
         "subject": subject,
@@ -77,7 +80,7 @@ def recommend(
         gpus = sum(row["gpu_requests"].values())
         projected = row["gpu_hourly"] / gpus * profile.compute_slices / node.compute_slices * gpus
         recs.append(
-            _rec(
+            recommendation(
                 "mig_rightsize",
                 "%s/%s" % (row["namespace"], row["pod"]),
                 row["gpu_hourly"],
@@ -125,7 +128,7 @@ def recommend(
         new = pool["replicas"] * 2
         projected = pool["gpu_hourly"] * pool["replicas"] / new
         recs.append(
-            _rec(
+            recommendation(
                 "sharing_replicas",
                 group,
                 pool["gpu_hourly"],
@@ -176,7 +179,7 @@ def recommend(
         else:
             if evidence and projected < current:
                 recs.append(
-                    _rec(
+                    recommendation(
                         "spot",
                         group,
                         current,
@@ -196,21 +199,47 @@ def recommend(
             continue
         if any(u["allocated"] for u in node_row["units"].values()):
             continue
-        recs.append(
-            _rec(
-                "consolidate",
-                name,
-                node_row["hourly"],
-                0.0,
-                "low",
-                {
-                    "role": "gpuops.cluster.node_maintenance",
-                    "node_group": node_row["node_group"],
-                    "variable": "node_maintenance_action",
-                    "value": "drain",
-                    "then": "lower the node group's size by one",
-                },
-                {"gpu_allocated": 0, "gpu_count": node_row["gpu_count"], "cpu_allocated": node_row["cpu_allocated"]},
-            )
-        )
+        energy = node_row["price"].get("energy_hourly_usd")
+        evidence = {
+            "gpu_allocated": 0,
+            "gpu_count": node_row["gpu_count"],
+            "cpu_allocated": node_row["cpu_allocated"],
+        }  # type: Dict[str, Any]
+        action = {
+            "role": "gpuops.cluster.node_maintenance",
+            "node_group": node_row["node_group"],
+            "variable": "node_maintenance_action",
+            "value": "drain",
+            "then": "lower the node group's size by one",
+        }
+        projected = 0.0
+        if energy is not None:
+            # An owned server's capex is spent: draining and powering it off saves its energy.
+            projected = node_row["hourly"] - energy
+            evidence["sunk_hourly"] = projected
+            evidence["energy_hourly"] = energy
+            action["then"] = "power it off (owned: its amortized capex and opex are not saved, its energy is)"
+        recs.append(recommendation("consolidate", name, node_row["hourly"], projected, "low", action, evidence))
     return sorted(recs, key=lambda r: -r["savings_monthly"])
+
+
+def savings_total(recs: Sequence[Mapping[str, Any]]) -> float:
+    """Monthly savings that can be had together: recommendations on the same node group act on
+    the same capacity (spot, reserved, more replicas, consolidation, right-sizing its pods), so
+    per node group only the category that saves most counts; the others are alternatives."""
+    by_group = {}  # type: Dict[str, Dict[str, float]]
+    for rec in recs:
+        group = str(rec["action"].get("node_group") or rec["subject"])
+        categories = by_group.setdefault(group, {})
+        categories[rec["category"]] = categories.get(rec["category"], 0.0) + rec["savings_monthly"]
+    return money(sum(max(categories.values()) for categories in by_group.values()))
+
+
+def mark_alternatives(recs: Sequence[Dict[str, Any]]) -> None:
+    """Each recommendation names the other categories advised on its node group (in place)."""
+    by_group = {}  # type: Dict[str, set]
+    for rec in recs:
+        by_group.setdefault(str(rec["action"].get("node_group") or rec["subject"]), set()).add(rec["category"])
+    for rec in recs:
+        group = str(rec["action"].get("node_group") or rec["subject"])
+        rec["alternatives"] = sorted(by_group[group] - {rec["category"]})

@@ -13,7 +13,7 @@ import gc
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, Mapping, Optional
 
-from . import allocation, cluster, nodes, opencost, options, prices, recommend, rollup, tco
+from . import allocation, cluster, nodes, opencost, options, prices, recommend, reserved, rollup, tco
 from ._common import money
 
 
@@ -71,6 +71,7 @@ def _run(
     now: Optional[datetime] = None,
 ) -> Dict[str, Any]:
     checked = options.validate(params)  # before anything is read
+    now = now or datetime.now(timezone.utc)
     file_prices = {}  # type: Dict[str, Any]
     if params.get("price_file"):
         file_prices = prices.parse_price_file(load_price_file(params["price_file"]), "price_file")
@@ -92,19 +93,22 @@ def _run(
         activity = prometheus.activity(window)
         fb_used = prometheus.fb_used_gib(window)
         power = prometheus.power_watts(window)
-    od_api, spot_api = {}, {}  # type: Dict[str, Any], Dict[str, Any]
+    od_api, spot_api, reserved_api = {}, {}, {}  # type: Dict[str, Any], Dict[str, Any], Dict[str, Any]
     if params.get("aws_pricing"):
         if aws_client is None:
             raise SnapshotError("aws_pricing needs boto3")
         region = params.get("region") or "us-east-1"
         cloud = {n.instance_type for n in facts if n.instance_type and n.capacity_type != "on-prem"}
-        priced = set(file_prices.get("instance_types", {}))
+        priced = {t for t, entry in file_prices.get("instance_types", {}).items() if "on-demand" in entry}
         from . import aws_prices
 
-        od_api = aws_prices.on_demand_quotes(
+        # One get_products read per type gives both its OnDemand and its Reserved terms.
+        lists = aws_prices.price_lists(
             aws_client("pricing", params.get("pricing_region") or "us-east-1"), cloud - priced, region
         )
-        start = (now or datetime.now(timezone.utc)) - timedelta(hours=1)
+        od_api = {t: prices.parse_price_list(t, items) for t, items in lists.items()}
+        reserved_api = aws_prices.reserved_quotes(lists)
+        start = now - timedelta(hours=1)
         spot_api = aws_prices.spot_quotes(aws_client("ec2", region), cloud, start)
     quotes = _price_nodes(facts, checked, file_prices, od_api, spot_api, power)
     alloc = allocation.allocate(facts, pods, quotes, weights, activity)
@@ -121,12 +125,30 @@ def _run(
         params.get("interruption_tolerant_groups") or [],
         fb_used,
     )
+    commitments = {}  # type: Dict[str, list]
+    for instance_type, found in reserved_api.items():
+        commitments.setdefault(instance_type, []).extend(found)
+    for instance_type, entry in file_prices.get("instance_types", {}).items():
+        commitments.setdefault(instance_type, []).extend(entry.get("commitments") or [])
+    recs = sorted(
+        recs
+        + reserved.recommend_reserved(
+            facts,
+            alloc,
+            commitments,
+            now,
+            checked["reserved_min_age_seconds"],
+            checked["reserved_max_term"],
+        ),
+        key=lambda r: -r["savings_monthly"],
+    )
+    recommend.mark_alternatives(recs)
     compared = opencost.compare(facts, pods, alloc, weights)
     onprem = {n.name: quotes[n.name] for n in facts if quotes[n.name].capacity_type == "on-prem"}
     csv_text = tco.opencost_csv(onprem, {n.name: (n.gpu_product, n.gpu_count) for n in facts})
     result = {
         "changed": False,
-        "generated_at": (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "split_weights": {
             "cpu_core_hourly": weights.cpu_core,
             "memory_gib_hourly": weights.memory_gib,
@@ -149,6 +171,7 @@ def _run(
         "opencost_comparison": compared,
         "opencost_pricing_csv": csv_text,
         "recommendations": recs,
+        "savings_monthly_total": recommend.savings_total(recs),
         "cost_explorer": None,
     }
     ce = checked.get("cost_explorer")

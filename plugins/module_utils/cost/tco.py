@@ -112,7 +112,14 @@ def tco_quote(params: Mapping[str, Any], measured_gpu_watts: Optional[float] = N
     source = "onprem-tco: %s" % params["source"]
     if measured_gpu_watts is not None:
         source += " (measured GPU power)"
-    return PriceQuote(gpu_hourly + rest_hourly, source, params["as_of"], "on-prem", gpu_hourly_usd=per_gpu)
+    return PriceQuote(
+        gpu_hourly + rest_hourly,
+        source,
+        params["as_of"],
+        "on-prem",
+        gpu_hourly_usd=per_gpu,
+        energy_hourly_usd=(gpu_watts + params["server_base_watts"]) * energy,
+    )
 
 
 def opencost_csv(node_quotes: Mapping[str, PriceQuote], gpus: Mapping[str, Any]) -> str:

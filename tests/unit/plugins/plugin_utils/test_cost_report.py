@@ -156,3 +156,66 @@ def test_chromium_check_catches_errors(tmp_path):
     shot, console = chromium_render(bad, tmp_path)
     assert any("boom" in line for line in console)
     assert distinct_colors(shot) <= 2
+
+
+def test_recommendation_rows_read_as_actions():
+    rec = {
+        "category": "reserved",
+        "subject": "train (p4d.24xlarge)",
+        "action": {
+            "role": "gpuops.cluster.autoscaling",
+            "node_group": "train",
+            "variable": "min_size",
+            "value": 2,
+            "purchase": {
+                "kind": "reserved-instance",
+                "instance_type": "p4d.24xlarge",
+                "count": 2,
+                "term": "1yr",
+                "purchase_option": "All Upfront",
+                "offering_class": "standard",
+                "upfront_total_usd": 337240.0,
+            },
+        },
+        "evidence": {
+            "steady_nodes": [{"node": "a", "age_days": 45.0}, {"node": "b", "age_days": 31.5}],
+            "on_demand_nodes": 3,
+            "min_age_days": 30.0,
+            "on_demand_hourly": 32.7726,
+            "on_demand_source": "aws-pricing-api (as of 2026-11-01)",
+            "commitment": {"term": "1yr", "effective_hourly_usd": 19.2489, "source": "aws-pricing-api", "as_of": "x"},
+        },
+    }
+    change = cost_report.change_text(rec["action"])
+    assert change.startswith("Buy 2 x p4d.24xlarge reserved instance (1yr, All Upfront, standard, $337,240.00 upfront)")
+    assert "gpuops.cluster.autoscaling: min_size = 2 on node group train" in change
+    evidence = cost_report.evidence_text(rec)
+    assert evidence.startswith("2 of 3 on-demand nodes up >= 30 d and in use (a 45 d, b 31.5 d)")
+    assert "on-demand $32.77/h" in evidence and "1yr effective $19.25/h" in evidence
+    mig = {"role": "gpuops.cluster.mig", "node_group": "a100", "variable": "mig_layout", "value": {"1g.10gb": 2}}
+    assert cost_report.change_text(dict(mig, then="request nvidia.com/mig-1g.10gb")) == (
+        "gpuops.cluster.mig: mig_layout = 1g.10gb: 2 on node group a100; then request nvidia.com/mig-1g.10gb"
+    )
+
+
+def test_pods_at_one_point_share_a_label(snapshot):
+    pods = [dict(p) for p in snapshot["pods"]]
+    twins = [dict(pods[0], pod="twin-%d" % i, namespace="serve", gpu_activity=0.05, gpu_hourly=0.5) for i in range(3)]
+    page = cost_report.report_html(dict(snapshot, pods=pods + twins))
+    assert "serve/twin-0 and 2 more" in page and "serve/twin-1" not in page
+
+
+class EmptyCore(FakeCore):
+    def list_pod_for_all_namespaces(self, **kwargs):
+        return _Response([])
+
+
+def test_cluster_without_workloads_reads_plainly():
+    empty = runner.run(PARAMS, EmptyCore, lambda p: PRICE_FILE)
+    page = cost_report.report_html(empty)
+    assert "No pod holds resources" in page
+    assert "Cost by namespace" not in page and "Cost by team" not in page  # no empty axes
+    assert "Idle GPU cost by pool" in page
+    consolidate = [r for r in empty["recommendations"] if r["category"] == "consolidate"]
+    assert {r["subject"] for r in consolidate} == {"cloud-od", "cloud-spot", "onprem-a100", "onprem-h100"}
+    assert "No GPU pods." in page and "0 of 8 GPUs allocated, 0 CPU cores requested" in page

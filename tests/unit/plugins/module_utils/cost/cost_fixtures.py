@@ -178,3 +178,51 @@ P4D_PRICE_ITEM = {
     "version": "20261101000000",
     "publicationDate": "2026-11-01T00:00:00Z",
 }
+
+
+def _reserved_term(sku, code, length, option, offering, hourly, upfront, effective="2026-11-01T00:00:00Z"):
+    """One terms.Reserved entry as get_products returns it: the rate codes 6YS6EN2CT7 (the
+    hourly fee, unit Hrs) and 2TG2D8R56U (the upfront fee, unit Quantity)."""
+    dimensions = {
+        "%s.%s.6YS6EN2CT7" % (sku, code): {
+            "unit": "Hrs",
+            "endRange": "Inf",
+            "description": "USD %s per Linux/UNIX (Amazon VPC), p4d.24xlarge reserved instance applied" % hourly,
+            "appliesTo": [],
+            "rateCode": "%s.%s.6YS6EN2CT7" % (sku, code),
+            "beginRange": "0",
+            "pricePerUnit": {"USD": "%.10f" % hourly},
+        }
+    }
+    if upfront is not None:
+        dimensions["%s.%s.2TG2D8R56U" % (sku, code)] = {
+            "unit": "Quantity",
+            "description": "Upfront Fee",
+            "appliesTo": [],
+            "rateCode": "%s.%s.2TG2D8R56U" % (sku, code),
+            "pricePerUnit": {"USD": "%d" % upfront},
+        }
+    return {
+        "priceDimensions": dimensions,
+        "sku": sku,
+        "effectiveDate": effective,
+        "offerTermCode": code,
+        "termAttributes": {"LeaseContractLength": length, "OfferingClass": offering, "PurchaseOption": option},
+    }
+
+
+# The same product with its Reserved terms, as one get_products item carries both (test data,
+# shaped like the real answer; the figures are this fixture's own).
+P4D_RESERVED_TERMS = {
+    "H7NADMHPFTEKPPVK.%s" % code: _reserved_term("H7NADMHPFTEKPPVK", code, *rest)
+    for code, *rest in (
+        ("4NA7Y494T4", "1yr", "No Upfront", "standard", 20.5620, None),
+        ("HU7G6KETJZ", "1yr", "Partial Upfront", "standard", 9.8220, 86040),
+        ("6QCMYABX3D", "1yr", "All Upfront", "standard", 0.0, 168620),
+        ("7NE97W5U4E", "1yr", "No Upfront", "convertible", 24.1180, None),
+        ("BPH4J8HBKS", "3yr", "No Upfront", "standard", 14.0340, None),
+        ("NQ3QZPMQV9", "3yr", "All Upfront", "standard", 0.0, 312070),
+        ("Z2E3P23VKM", "3yr", "Heavy Utilization", "standard", 3.0, 100000),
+    )
+}
+P4D_PRICE_ITEM_RESERVED = dict(P4D_PRICE_ITEM, terms=dict(P4D_PRICE_ITEM["terms"], Reserved=P4D_RESERVED_TERMS))

@@ -82,6 +82,10 @@ OPTION_CASES = [
     (("cost_explorer", "end"), "2026-10-01", "cost_explorer.end", "after cost_explorer.start"),
     (("cost_explorer", "start"), "11/01/2026", "cost_explorer.start", "YYYY-MM-DD"),
     (("cost_explorer", "tag_key"), "", "cost_explorer.tag_key", "label key"),
+    (("reserved_min_age",), "30m", "reserved_min_age", "hours or days"),
+    (("reserved_min_age",), "12h", "reserved_min_age", "between 1d and 365d"),
+    (("reserved_min_age",), "400d", "reserved_min_age", "between 1d and 365d"),
+    (("reserved_max_term",), "5yr", "reserved_max_term", "one of 1yr, 3yr"),
     (("interruption_tolerant_groups",), "batch", "interruption_tolerant_groups", "list of node group"),
 ]
 

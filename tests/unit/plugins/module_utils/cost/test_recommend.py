@@ -10,7 +10,7 @@ from ansible_collections.gpuops.cluster.plugins.module_utils.cost import allocat
 from cost_cluster_fixtures import mixed_nodes, mixed_pods  # noqa: F401  pylint: disable=unused-import
 
 # Fixtures (quotes, result) come from the mixed-cluster tests.
-from test_mixed_cluster import SPOT_HISTORY, WEIGHTS, quotes, result  # noqa: F401  pylint: disable=unused-import
+from test_mixed_cluster import A100_TCO, SPOT_HISTORY, WEIGHTS, quotes, result  # noqa: F401  pylint: disable=unused-import
 
 ACTIVITY = {"train/llm-0": 0.12, "train/llm-1": 0.9, "serve/api-0": 0.1, "serve/api-1": 0.05, "serve/api-2": 0.15}
 
@@ -76,6 +76,14 @@ def test_consolidate_gpu_node_with_nothing_allocated(mixed_nodes, quotes):  # no
     (od,) = [r for r in recs if r["subject"] == "cloud-od"]
     assert od["savings_monthly"] == pytest.approx(32.7726 * 730, abs=1e-4)
     assert od["action"]["variable"] == "node_maintenance_action"
+    # an owned server's capex, opex and rack are spent either way: powered off it saves its energy
+    (a100,) = [r for r in recs if r["subject"] == "onprem-a100"]
+    watts = A100_TCO["gpu_tdp_watts"] * A100_TCO["gpus_per_server"] + A100_TCO["server_base_watts"]
+    energy = watts / 1000 * A100_TCO["usd_per_kwh"] * A100_TCO["pue"]
+    assert a100["savings_monthly"] == pytest.approx(energy * 730, abs=1e-4)
+    assert a100["current_monthly"] == pytest.approx(alloc["nodes"]["onprem-a100"]["hourly"] * 730, abs=1e-4)
+    assert a100["evidence"]["energy_hourly"] == pytest.approx(energy)
+    assert "power it off" in a100["action"]["then"]
 
 
 def test_no_activity_no_activity_based_advice(result):  # noqa: F811

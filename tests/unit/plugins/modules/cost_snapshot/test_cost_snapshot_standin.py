@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from ansible_collections.gpuops.cluster.plugins.module_utils.cost import allocation, nodes, prices, runner, tco
 from ansible_collections.gpuops.cluster.plugins.module_utils.cost.prometheus import Prometheus
-from cost_fixtures import mixed_nodes_data, mixed_pods_data
-from cost_standin import REPO, standin  # noqa: F401  pylint: disable=unused-import
+
+# cost_standin puts the fixtures' folder on sys.path (so this file also runs alone).
+from cost_standin import REPO, mixed_nodes_data, mixed_pods_data, standin  # noqa: F401  pylint: disable=unused-import
 
 WEIGHTS = {
     "cpu_core_hourly": 0.031611,
