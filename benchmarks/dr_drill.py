@@ -6,8 +6,12 @@ the stand-in Velero server into moto's S3, then timed twice in one run:
 - drill: playbooks/dr_drill.yml with dr_drill_execute=true on the same backup (pick, preflight,
   restore with the resource modifiers, compare, smoke checks, cleanup, report).
 
-Prints the drill's per-step seconds from its report, both totals and the ratio drill / bare
-restore (the issue's target: <= 1.3). Run: .venv/bin/python benchmarks/dr_drill.py [OBJECTS]
+Prints the drill's per-step seconds from its report and three ratios to the bare restore
+(the issue's target: <= 1.3): the drill's own steps (their sum: what velero_drill spends from
+picking the backup to the cleanup), the report's elapsed time (from the playbook's clock start,
+with the module's start-up), and the ansible-playbook wall time (with Ansible's start-up,
+argument checks and report writing). Run: .venv/bin/python benchmarks/dr_drill.py [OBJECTS]
+(DR_DRILL_PLAYBOOK=path measures another copy of the playbook, e.g. an older one).
 """
 
 from __future__ import annotations
@@ -215,7 +219,7 @@ def main() -> None:
             "localhost,",
             "-c",
             "local",
-            str(ROOT / "playbooks" / "dr_drill.yml"),
+            os.environ.get("DR_DRILL_PLAYBOOK") or str(ROOT / "playbooks" / "dr_drill.yml"),
             "-e",
             json.dumps(
                 {
@@ -240,9 +244,13 @@ def main() -> None:
             f"drill: {drill:.2f} s wall (ansible-playbook), report elapsed {report['elapsed_minutes'] * 60:.2f} s, "
             f"within_rto {report['within_rto']}, within_rpo {report['within_rpo']}"
         )
+        own = sum(step["seconds"] for step in report["steps"])
+        restore = sum(step["seconds"] for step in report["steps"] if step["name"] == "restore")
         print(
-            f"ratio drill / bare restore: {drill / bare:.2f} (wall), "
-            f"{report['elapsed_minutes'] * 60 / bare:.2f} (report elapsed); target <= 1.3"
+            f"ratio to the bare restore: drill steps {own / bare:.2f} ({own:.2f} s), "
+            f"report elapsed {report['elapsed_minutes'] * 60 / bare:.2f}, "
+            f"ansible-playbook wall {drill / bare:.2f}; restore step alone {restore / bare:.2f}; "
+            "target <= 1.3"
         )
     finally:
         os.kill(process.pid, signal.SIGTERM)

@@ -266,8 +266,9 @@ def judge_smoke(smoke_checks, found_counts, restored_objects, mapping):
     return failures
 
 
-def poll_delays(first=0.05, factor=1.6, cap=2.0):
-    """The restore poll's sleeps: a short first one, growing to `cap` (endless generator)."""
+def poll_delays(first=0.05, factor=1.25, cap=2.0):
+    """The restore poll's sleeps: a short first one, growing by a quarter to `cap` (endless
+    generator); the end of a wait is seen at most a quarter of the time waited (or 2 s) late."""
     delay = first
     while True:
         yield delay

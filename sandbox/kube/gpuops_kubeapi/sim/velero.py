@@ -49,6 +49,7 @@ PartiallyFailed).
 from __future__ import annotations
 
 import datetime
+import functools
 import gzip
 import importlib.util
 import io
@@ -892,10 +893,21 @@ def _apply_rule(rule, gr, namespace, obj, node):
         operations.append(operation)
     if operations:
         obj = json_patch(obj, operations)
+    for patch in rule.get("mergePatches") or []:
+        obj = json_merge_patch(obj, _patch_data(patch.get("patchData") or "{}"))
+    for patch in rule.get("strategicPatches") or []:
+        obj = strategic_merge_patch(obj, _patch_data(patch.get("patchData") or "{}"), node)
+    return obj
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_patch(text: str) -> str:
     import yaml
 
-    for patch in rule.get("mergePatches") or []:
-        obj = json_merge_patch(obj, yaml.safe_load(patch.get("patchData") or "{}"))
-    for patch in rule.get("strategicPatches") or []:
-        obj = strategic_merge_patch(obj, yaml.safe_load(patch.get("patchData") or "{}"), node)
-    return obj
+    return json.dumps(yaml.safe_load(text))
+
+
+def _patch_data(text: str) -> Any:
+    """A rule's patchData (YAML or JSON), parsed once per text as upstream unmarshals the
+    modifiers once per restore; a fresh copy for each object."""
+    return json.loads(_parsed_patch(text))
