@@ -11,7 +11,8 @@ Prints the drill's per-step seconds from its report and three ratios to the bare
 picking the backup to the cleanup), the report's elapsed time (from the playbook's clock start,
 with the module's start-up), and the ansible-playbook wall time (with Ansible's start-up,
 argument checks and report writing). Run: .venv/bin/python benchmarks/dr_drill.py [OBJECTS]
-(DR_DRILL_PLAYBOOK=path measures another copy of the playbook, e.g. an older one).
+(DR_DRILL_PLAYBOOK=path measures another copy of the playbook, e.g. an older one;
+DR_DRILL_SHOW_OUTPUT=1 prints the playbook's output, e.g. with the profile_tasks callback).
 """
 
 from __future__ import annotations
@@ -237,6 +238,8 @@ def main() -> None:
         if result.returncode != 0 or not reports:
             print(result.stdout[-3000:])
             raise SystemExit("drill failed")
+        if os.environ.get("DR_DRILL_SHOW_OUTPUT"):  # e.g. with ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks
+            print(result.stdout[-5000:])
         report = json.loads(reports[0].read_text())
         for step in report["steps"]:
             print(f"  drill step {step['name']:<13} {step['status']:<6} {step['seconds']:8.2f} s")

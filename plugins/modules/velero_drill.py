@@ -96,6 +96,33 @@ options:
     description: Seconds to wait for the scratch namespaces to be deleted.
     type: int
     default: 300
+  report:
+    description:
+      - Build the drill report and write it as C(dr-drill-<plan>-<drill_id>.json) and C(.txt) in
+        C(dir) (on the host the drill runs on; created when missing; empty - not written).
+        C(started) is when the drill's clock started (epoch seconds); the report's
+        C(elapsed_minutes) runs from then to the end of the cleanup.
+    type: dict
+    suboptions:
+      plan:
+        description: The DR plan's name.
+        type: str
+        required: true
+      rto_minutes:
+        description: The plan's RTO.
+        type: float
+        required: true
+      rpo_minutes:
+        description: The plan's RPO.
+        type: float
+        required: true
+      started:
+        description: Epoch seconds when the drill's clock started (default - when this call began).
+        type: float
+      dir:
+        description: Where the JSON and text reports go.
+        type: str
+        default: ""
 notes:
   - The resource list names objects, not their owners; with O(compare_kinds) holding a kind
     that controllers create (Jobs of CronJobs), use the tarball or leave it out.
@@ -174,10 +201,24 @@ production_changes:
   returned: always
   type: list
   elements: str
+report:
+  description:
+    - The drill report - plan, mode (dry_run or execute), drill_id, backup, backup_age_minutes,
+      rpo_minutes, within_rpo, rto_minutes, elapsed_minutes, within_rto (null on a dry run),
+      namespace_mapping, steps, failed_step, failure, restored_counts, differences,
+      contents_source, smoke_failures, production_untouched, production_changes.
+  returned: when O(report) is given
+  type: dict
+report_files:
+  description: The report files written.
+  returned: when O(report.dir) is set
+  type: list
+  elements: str
 """
 
 import datetime  # noqa: E402
 import re  # noqa: E402
+import time  # noqa: E402
 import traceback  # noqa: E402
 
 from ansible.module_utils.urls import open_url  # noqa: E402
@@ -215,6 +256,16 @@ def argument_spec():
         restore_timeout=dict(type="int", default=3600),
         download_timeout=dict(type="int", default=30),
         cleanup_timeout=dict(type="int", default=300),
+        report=dict(
+            type="dict",
+            options=dict(
+                plan=dict(type="str", required=True),
+                rto_minutes=dict(type="float", required=True),
+                rpo_minutes=dict(type="float", required=True),
+                started=dict(type="float"),
+                dir=dict(type="str", default=""),
+            ),
+        ),
     )
     return spec
 
@@ -252,7 +303,42 @@ def validate(params):
     for field in ("restore_timeout", "download_timeout", "cleanup_timeout"):
         if params[field] <= 0:
             return "%s: a positive number of seconds, not %s" % (field, params[field])
+    report = params.get("report")
+    if report:
+        if not re.match(r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$", report["plan"] or ""):
+            return "report.plan %r: letters, digits, '-', '_', '.' (it names the report files)" % report["plan"]
+        for field in ("rto_minutes", "rpo_minutes"):
+            if report[field] <= 0:
+                return "report.%s: a positive number of minutes, not %s" % (field, report[field])
     return None
+
+
+def write_report(module, params, result, started):
+    """Build the report, write its JSON and text files; -> (report, files)."""
+    import json
+    import os
+    import time
+
+    from ansible_collections.gpuops.cluster.plugins.module_utils.velero.drill import build_report, report_text
+
+    options = params["report"]
+    mode = "dry_run" if module.check_mode else "execute"
+    plan = dict(name=options["plan"], rto_minutes=options["rto_minutes"], rpo_minutes=options["rpo_minutes"])
+    report = build_report(result, plan, params["drill_id"], mode, options.get("started") or started, time.time())
+    files = []
+    if options["dir"]:
+        if not os.path.isdir(options["dir"]):
+            os.makedirs(options["dir"], 0o755)
+        base = os.path.join(options["dir"], "dr-drill-%s-%s" % (options["plan"], params["drill_id"]))
+        for path, text in (
+            (base + ".json", json.dumps(report, indent=4, sort_keys=True) + "\n"),
+            (base + ".txt", report_text(report)),
+        ):
+            with open(path, "w") as handle:
+                handle.write(text)
+            os.chmod(path, 0o644)
+            files.append(path)
+    return report, files
 
 
 def fetch(url):
@@ -270,6 +356,7 @@ def main():
     module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
     from ansible_collections.gpuops.cluster.plugins.module_utils.velero.drill_kube import DrillKube, execute
 
+    started = time.time()
     error = validate(module.params)
     if error:
         module.fail_json(msg=error, changed=False)
@@ -279,7 +366,16 @@ def main():
         result = execute(kube, params)
     except Exception as exc:  # discovery and client errors before the drill began
         reason = getattr(exc, "summary", None) or getattr(exc, "reason", None) or str(exc)
-        module.fail_json(msg="Kubernetes API error: %s" % reason, exception=traceback.format_exc())
+        if not params["report"]:
+            module.fail_json(msg="Kubernetes API error: %s" % reason, exception=traceback.format_exc())
+        result = dict(steps=[], failed_step="pick-backup", failure="Kubernetes API error: %s" % reason)
+    if params["report"]:
+        try:
+            result["report"], files = write_report(module, params, result, started)
+        except OSError as exc:
+            module.fail_json(msg="cannot write the drill report in %s: %s" % (params["report"]["dir"], exc), **result)
+        if files:
+            result["report_files"] = files
     if module.check_mode:  # a drill would restore (and clean up) when its preflight passes
         changed = not result["failed_step"]
     else:

@@ -273,3 +273,63 @@ def poll_delays(first=0.05, factor=1.25, cap=2.0):
     while True:
         yield delay
         delay = min(delay * factor, cap)
+
+
+def build_report(result, plan, drill_id, mode, started, now):
+    """The drill report (JSON-able) from velero_drill's result; `started`/`now` in epoch
+    seconds, `plan` {name, rto_minutes, rpo_minutes}."""
+    elapsed = (now - started) / 60
+    age = result.get("backup_age_seconds")
+    return {
+        "plan": plan["name"],
+        "mode": mode,
+        "drill_id": drill_id,
+        "backup": result.get("backup"),
+        "backup_age_minutes": None if age is None else round(age / 60, 1),
+        "rpo_minutes": _number(plan["rpo_minutes"]),
+        "rto_minutes": _number(plan["rto_minutes"]),
+        "within_rpo": age is not None and age / 60 <= plan["rpo_minutes"],
+        "elapsed_minutes": round(elapsed, 3),
+        "within_rto": None if mode == "dry_run" else (not result.get("failed_step") and elapsed <= plan["rto_minutes"]),
+        "namespace_mapping": result.get("namespace_mapping") or {},
+        "steps": result.get("steps") or [],
+        "failed_step": result.get("failed_step"),
+        "failure": result.get("failure"),
+        "restored_counts": result.get("restored_counts") or {},
+        "differences": result.get("differences") or [],
+        "contents_source": result.get("contents_source"),
+        "smoke_failures": result.get("smoke_failures") or [],
+        "production_untouched": result.get("production_untouched"),
+        "production_changes": result.get("production_changes") or [],
+    }
+
+
+def _number(value):
+    """15.0 -> 15 (module options of type float), other values as they are."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def report_text(report):
+    """The report as the text file reads."""
+    if report["within_rto"]:
+        rto = "met"
+    else:
+        rto = "not measured (dry run)" if report["mode"] == "dry_run" else "NOT met"
+    lines = [
+        "DR drill %s (%s) %s" % (report["plan"], report["mode"], report["drill_id"]),
+        "backup %s, %s min old: RPO %s min %s"
+        % (
+            report["backup"],
+            report["backup_age_minutes"],
+            report["rpo_minutes"],
+            "met" if report["within_rpo"] else "BREACHED",
+        ),
+        "elapsed %s min: RTO %s min %s" % (report["elapsed_minutes"], report["rto_minutes"], rto),
+    ]
+    lines += ["- %s: %s in %s s" % (s["name"], s["status"], s["seconds"]) for s in report["steps"]]
+    if report["contents_source"]:
+        lines.append("compared with: %s" % report["contents_source"])
+    if report["failed_step"]:
+        lines.append("FAILED at %s: %s" % (report["failed_step"], report["failure"]))
+    lines.append("production untouched: %s" % report["production_untouched"])
+    return "\n".join(lines) + "\n"

@@ -219,3 +219,26 @@ def test_velero_drill_rejects_bad_options_naming_them(override, named):
     assert velero_drill.validate(GOOD) is None
     message = velero_drill.validate(dict(GOOD, **override))
     assert message is not None and named in message
+
+
+def test_report_and_its_text():
+    result = {
+        "backup": "b1",
+        "backup_age_seconds": 1800.0,
+        "steps": [{"name": "restore", "status": "failed", "seconds": 1.5}],
+        "failed_step": "restore",
+        "failure": "restore dr-drill-1 ended PartiallyFailed",
+        "production_untouched": True,
+    }
+    plan = {"name": "p", "rto_minutes": 15.0, "rpo_minutes": 60}
+    report = drill.build_report(result, plan, "1", "execute", 1000.0, 1060.0)
+    assert report["elapsed_minutes"] == 1.0 and report["backup_age_minutes"] == 30.0
+    assert report["within_rpo"] is True and report["within_rto"] is False
+    text = drill.report_text(report)
+    assert "RPO 60 min met" in text and "RTO 15 min NOT met" in text
+    assert "FAILED at restore: restore dr-drill-1 ended PartiallyFailed" in text
+    ok = drill.build_report(dict(result, failed_step=None, backup_age_seconds=7200.0), plan, "1", "execute", 0.0, 60.0)
+    assert ok["within_rto"] is True and ok["within_rpo"] is False
+    assert "RPO 60 min BREACHED" in drill.report_text(ok)
+    dry = drill.build_report({}, plan, "1", "dry_run", 0.0, 1.0)
+    assert dry["within_rto"] is None and "not measured (dry run)" in drill.report_text(dry)
