@@ -216,9 +216,7 @@ def execute(kube, params):
         _step(steps, step, started, detail=result["backup"])
 
         step, started = "preflight", time.monotonic()
-        existing = sorted(
-            n["metadata"]["name"] for n in kube.list("v1", "Namespace") if n["metadata"]["name"] in mapping.values()
-        )
+        existing = sorted(n for n in mapping.values() if kube.get("v1", "Namespace", None, n) is not None)
         if existing:
             raise DrillStepError(
                 "scratch namespace(s) %s already exist (a previous drill?); delete them first" % existing
@@ -297,7 +295,11 @@ def execute(kube, params):
         checks = params["smoke_checks"]
         found = []
         for check in checks:
-            items = kube.list(check.get("api_version") or "v1", check["kind"], mapping[check["namespace"]])
+            api_version, kind, namespace = check.get("api_version") or "v1", check["kind"], mapping[check["namespace"]]
+            if kind in kinds and drill.KINDS[kind][0] == api_version:  # listed for the compare already
+                items = [o for o in restored if o.get("kind") == kind and o["metadata"].get("namespace") == namespace]
+            else:
+                items = kube.list(api_version, kind, namespace)
             if check.get("name"):
                 items = [i for i in items if i["metadata"]["name"] == check["name"]]
             found.append(len(items))

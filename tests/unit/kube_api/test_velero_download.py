@@ -273,3 +273,15 @@ def test_drill_compares_with_the_resource_list_else_the_tarball_else_the_source(
         result
     )
     assert result["contents_warning"] == "DownloadRequest not served"
+
+
+def test_drill_stops_at_preflight_when_a_scratch_namespace_exists(dynamic, core, custom, backed_up):
+    options = params(backed_up)
+    scratch = options["scratch_prefix"] + backed_up["ns"]
+    core.create_namespace({"metadata": {"name": scratch}})
+    result = drill_kube.execute(drill_kube.DrillKube(dynamic, fetch=fetch), options)
+    assert result["failed_step"] == "preflight" and scratch in result["failure"], result
+    assert [s["name"] for s in result["steps"]] == ["pick-backup", "preflight"]
+    restores = custom.list_namespaced_custom_object(GROUP, VERSION, NS, "restores")["items"]
+    assert f"dr-drill-{options['drill_id']}" not in [r["metadata"]["name"] for r in restores]
+    assert core.read_namespace(scratch).metadata.name == scratch  # left as it was found
