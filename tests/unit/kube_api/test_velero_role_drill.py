@@ -21,7 +21,7 @@ api, core, custom = velero_env.api, velero_env.core, velero_env.custom
 DRILL = REPO_ROOT / "playbooks" / "dr_drill.yml"
 
 
-def drill(server, **extra_vars):
+def drill(server, *args, **extra_vars):
     env = dict(
         os.environ,
         K8S_AUTH_KUBECONFIG=str(server.kubeconfig),
@@ -36,6 +36,7 @@ def drill(server, **extra_vars):
         "-c",
         "local",
         str(DRILL),
+        *args,
         "-e",
         json.dumps(extra_vars),
     ]
@@ -179,11 +180,14 @@ def test_drill_dry_run_then_executed(velero_server, core, custom, s3, tmp_path):
     ns = production(core)
     backup_of(custom, ns, location(custom, s3))
     dry = tmp_path / "dry"
+    # --check wins over dr_drill_execute: a dry run all the same (the default is a dry run too).
     result = drill(
         velero_server,
+        "--check",
         dr_drill_plan="sandbox",
         dr_drill_plans=plan(ns),
         dr_drill_report_dir=str(dry),
+        dr_drill_execute=True,
     )
     assert result.returncode == 0, result.stdout[-4000:]
     dry_report, _text = report(dry)
