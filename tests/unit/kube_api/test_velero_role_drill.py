@@ -21,7 +21,7 @@ api, core, custom = velero_env.api, velero_env.core, velero_env.custom
 DRILL = REPO_ROOT / "playbooks" / "dr_drill.yml"
 
 
-def drill(server, **extra_vars):
+def drill(server, *args, **extra_vars):
     env = dict(
         os.environ,
         K8S_AUTH_KUBECONFIG=str(server.kubeconfig),
@@ -36,6 +36,7 @@ def drill(server, **extra_vars):
         "-c",
         "local",
         str(DRILL),
+        *args,
         "-e",
         json.dumps(extra_vars),
     ]
@@ -179,15 +180,19 @@ def test_drill_dry_run_then_executed(velero_server, core, custom, s3, tmp_path):
     ns = production(core)
     backup_of(custom, ns, location(custom, s3))
     dry = tmp_path / "dry"
+    # --check wins over dr_drill_execute: a dry run all the same (the default is a dry run too).
     result = drill(
         velero_server,
+        "--check",
         dr_drill_plan="sandbox",
         dr_drill_plans=plan(ns),
         dr_drill_report_dir=str(dry),
+        dr_drill_execute=True,
     )
     assert result.returncode == 0, result.stdout[-4000:]
     dry_report, _text = report(dry)
     assert dry_report["mode"] == "dry_run" and dry_report["within_rpo"] is True
+    assert [s["name"] for s in dry_report["steps"]] == ["pick-backup", "preflight"]
     assert (
         custom.list_namespaced_custom_object(
             GROUP, VERSION, NS, "restores", label_selector="gpuops.cluster/dr-drill"
@@ -195,14 +200,15 @@ def test_drill_dry_run_then_executed(velero_server, core, custom, s3, tmp_path):
         == []
     )
     done = tmp_path / "done"
-    result = drill(
-        velero_server,
-        dr_drill_plan="sandbox",
-        dr_drill_plans=plan(ns),
-        dr_drill_report_dir=str(done),
-        dr_drill_execute=True,
-        dr_drill_compare_kinds=KINDS,
-    )
+    with velero_env.presigned_urls_readable():
+        result = drill(
+            velero_server,
+            dr_drill_plan="sandbox",
+            dr_drill_plans=plan(ns),
+            dr_drill_report_dir=str(done),
+            dr_drill_execute=True,
+            dr_drill_compare_kinds=KINDS,
+        )
     assert result.returncode == 0, result.stdout[-6000:]
     executed, text = report(done)
     assert executed["mode"] == "execute" and executed["failed_step"] is None, executed
@@ -213,9 +219,12 @@ def test_drill_dry_run_then_executed(velero_server, core, custom, s3, tmp_path):
         "restore",
         "compare",
         "smoke-checks",
+        "cleanup",
     ]
     assert all(s["status"] == "ok" for s in executed["steps"])
     assert executed["restored_counts"]["Deployment"] == 1 and executed["differences"] == []
+    # compared with the backup's own resource list, fetched through a DownloadRequest
+    assert executed["contents_source"] == "BackupResourceList", executed
     assert executed["production_untouched"] is True
     assert "RTO 15 min met" in text
     names = [n.metadata.name for n in core.list_namespace().items]

@@ -33,6 +33,8 @@ no status at all (phase `New` in `velero get`, velero#2573).
   Results uploaded to `restores/<name>/restore-<name>-results.gz`; status phase Completed,
   PartiallyFailed or Failed, `progress.itemsRestored`, `errors`, `warnings`.
 - Expired backups (expiration passed) are deleted from the bucket and from the API.
+- DownloadRequest: answered with a pre-signed URL of the target's file in the bucket
+  (velero_download.py; the CRD is installed on the first pass when not served).
 
 The clock: real time, unless the ConfigMap `gpuops-sandbox-clock` in Velero's namespace has
 `data.now` (RFC 3339): then that is "now" for schedules, timestamps and expiry (tests and
@@ -47,6 +49,7 @@ PartiallyFailed).
 from __future__ import annotations
 
 import datetime
+import functools
 import gzip
 import importlib.util
 import io
@@ -59,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from ..patches import json_merge_patch, json_patch, strategic_merge_patch
+from . import velero_download
 from .runner import Controller
 
 GROUP, VERSION = "velero.io", "v1"
@@ -255,6 +259,7 @@ class Velero(Controller):
         if not self._relevant():
             return
         self._wake = None
+        velero_download.ensure_crd(self)
         moment = self.now()
         for schedule in self._list("schedules"):
             self._schedule(schedule, moment)
@@ -266,6 +271,7 @@ class Velero(Controller):
             self._backup(backup, locations, moment)
         for restore in self._list("restores"):
             self._restore(restore, locations, moment)
+        velero_download.reconcile(self, locations, moment)
 
     def _validate_location(self, location, moment) -> None:
         name = location["metadata"]["name"]
@@ -887,10 +893,21 @@ def _apply_rule(rule, gr, namespace, obj, node):
         operations.append(operation)
     if operations:
         obj = json_patch(obj, operations)
+    for patch in rule.get("mergePatches") or []:
+        obj = json_merge_patch(obj, _patch_data(patch.get("patchData") or "{}"))
+    for patch in rule.get("strategicPatches") or []:
+        obj = strategic_merge_patch(obj, _patch_data(patch.get("patchData") or "{}"), node)
+    return obj
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_patch(text: str) -> str:
     import yaml
 
-    for patch in rule.get("mergePatches") or []:
-        obj = json_merge_patch(obj, yaml.safe_load(patch.get("patchData") or "{}"))
-    for patch in rule.get("strategicPatches") or []:
-        obj = strategic_merge_patch(obj, yaml.safe_load(patch.get("patchData") or "{}"), node)
-    return obj
+    return json.dumps(yaml.safe_load(text))
+
+
+def _patch_data(text: str) -> Any:
+    """A rule's patchData (YAML or JSON), parsed once per text as upstream unmarshals the
+    modifiers once per restore; a fresh copy for each object."""
+    return json.loads(_parsed_patch(text))
