@@ -14,7 +14,7 @@ __metaclass__ = type
 SEVERITIES = ("critical", "warning", "info")
 
 
-def _finding(check, severity, subject, finding, fix):
+def finding(check, severity, subject, finding, fix):
     return {"check": check, "severity": severity, "subject": subject, "finding": finding, "fix": fix}
 
 
@@ -27,7 +27,7 @@ def gpu_findings(host, gpu):
         return found
     if driver.get("state") != "loaded":
         found.append(
-            _finding(
+            finding(
                 "gpu-not-detected",
                 "critical",
                 host,
@@ -39,7 +39,7 @@ def gpu_findings(host, gpu):
     nvml = driver.get("nvml") or {}
     if not nvml.get("available", True):
         found.append(
-            _finding(
+            finding(
                 "gpu-not-detected",
                 "critical",
                 host,
@@ -63,7 +63,7 @@ def gpu_findings(host, gpu):
             if lost
             else "Drain the node and check nvidia-smi -q (ECC, remapped rows, NVLink); RMA on row-remap failure."
         )
-        found.append(_finding("gpu-not-detected", severity, subject, "GPU %s: %s" % (status, reasons), fix))
+        found.append(finding("gpu-not-detected", severity, subject, "GPU %s: %s" % (status, reasons), fix))
     return found
 
 
@@ -79,7 +79,7 @@ def kube_findings(pods, nodes):
         ready = _conditions(node).get("Ready") or {}
         if ready.get("status") != "True":
             found.append(
-                _finding(
+                finding(
                     "nodes-not-ready",
                     "critical",
                     "Node/%s" % name,
@@ -96,7 +96,7 @@ def kube_findings(pods, nodes):
             message = scheduled.get("message") or scheduled.get("reason") or "unschedulable"
             mig = "nvidia.com/mig-" in message
             found.append(
-                _finding(
+                finding(
                     "pods-pending",
                     "warning",
                     subject,
@@ -116,7 +116,7 @@ def kube_findings(pods, nodes):
             )
             if terminated.get("reason") == "OOMKilled":
                 found.append(
-                    _finding(
+                    finding(
                         "oom",
                         "warning",
                         "%s container %s" % (subject, container.get("name")),

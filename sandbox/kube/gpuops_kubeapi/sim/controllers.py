@@ -38,6 +38,7 @@ def parse_controllers(value: str | None) -> list[str]:
 
 def controller_classes() -> dict[str, type[Controller]]:
     from .cluster_autoscaler import ClusterAutoscaler
+    from .cluster_dns import ClusterDns
     from .daemonset import DaemonSetController
     from .device_plugin import DevicePlugin
     from .disruption import Disruption
@@ -77,6 +78,7 @@ def controller_classes() -> dict[str, type[Controller]]:
         "keda": Keda,
         "hpa": HorizontalPodAutoscaler,
         "cluster-autoscaler": ClusterAutoscaler,
+        "cluster-dns": ClusterDns,
     }
 
 

@@ -47,6 +47,7 @@ CONTROLLER_NAMES = (
     "keda",
     "hpa",
     "cluster-autoscaler",
+    "cluster-dns",
 )
 KCM = "kube-controller-manager"
 
