@@ -2,7 +2,8 @@
 read back by the DCGM-exporter-shaped endpoint (sandbox/metrics), through one shared stand-in.
 
 Expected devices come from the NVML simulator itself (the exporter's NVML reading), never from
-the controllers' code."""
+the controllers' code. The tests share the module's stand-in and run in file order (the
+tiers run `--dist loadfile`): later ones build on the pods earlier ones left."""
 
 from __future__ import annotations
 
@@ -328,3 +329,53 @@ def test_fleet_labels_are_registered_and_bad_ones_refused(env):
     path.write_text(json.dumps({"nodes": [{"name": "n2", "labels": {"k": "v v"}}]}))
     with pytest.raises(ValueError, match="node n2: label k="):
         fleet.read_manifest(str(path))
+
+
+def _node(allocatable, labels=None):
+    return {
+        "metadata": {"name": "n", "labels": labels or {}},
+        "status": {"allocatable": allocatable},
+    }
+
+
+def _gpu(uuid, migs=(), healthy=True):
+    devices = [{"profile": p, "uuid": u} for p, u in migs]
+    return {"uuid": uuid, "healthy": healthy, "mig_enabled": bool(migs), "mig_devices": devices}
+
+
+def test_advertised_ids_follow_the_strategy_sharing_and_health():
+    from gpuops_kubeapi.sim.podresources import advertised
+
+    view = {
+        "gpus": [
+            _gpu("GPU-a", [("1g.10gb", "MIG-1"), ("1g.10gb", "MIG-2")]),
+            _gpu("GPU-b", [("2g.20gb", "MIG-3")]),
+        ]
+    }
+    single = advertised(_node({"nvidia.com/gpu": "3", "cpu": "8"}), view)
+    assert single == {"nvidia.com/gpu": ["MIG-1", "MIG-2", "MIG-3"]}
+    mixed = advertised(
+        _node(
+            {"nvidia.com/mig-1g.10gb": "2", "nvidia.com/mig-2g.20gb": "1"},
+            {"nvidia.com/mig.strategy": "mixed"},
+        ),
+        view,
+    )
+    assert mixed == {
+        "nvidia.com/mig-1g.10gb": ["MIG-1", "MIG-2"],
+        "nvidia.com/mig-2g.20gb": ["MIG-3"],
+    }
+    plain = {"gpus": [_gpu("GPU-a"), _gpu("GPU-b", healthy=False), _gpu("GPU-c")]}
+    shared = advertised(_node({"nvidia.com/gpu.shared": "6"}), plain)
+    assert shared == {
+        "nvidia.com/gpu.shared": [
+            "GPU-a::0",
+            "GPU-a::1",
+            "GPU-a::2",
+            "GPU-c::0",
+            "GPU-c::1",
+            "GPU-c::2",
+        ]
+    }
+    # One fewer advertised (sandbox.gpuops.io/underreport-gpus): the last ID is not offered.
+    assert advertised(_node({"nvidia.com/gpu": "1"}), plain) == {"nvidia.com/gpu": ["GPU-a"]}
