@@ -11,8 +11,9 @@ the product label; otherwise GFD's product label gets `-SHARED`), with the label
 `nvidia.com/gpu.replicas` and `nvidia.com/gpu.sharing-strategy` (time-slicing | mps | none).
 `flags.migStrategy` in the config overrides the ClusterPolicy's MIG strategy, as upstream.
 A config that cannot be used (ConfigMap or entry missing, not v1) keeps the ClusterPolicy
-notReady with the reason. `failRequestsGreaterThanOne` is stored, not enforced (the stand-in
-never admits pods through a kubelet).
+notReady with the reason. `failRequestsGreaterThanOne` is stored, not enforced.
+The device IDs pods get (GPU and MIG UUIDs, `<UUID>::<n>` replicas) are assigned by the
+kubelet's device manager (podresources.py) from what this pass advertises.
 
 Without the gpu-operator controller nothing is published (the plugin is an operand of the
 operator).

@@ -10,6 +10,7 @@ driver that is not loaded hides every GPU.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -48,6 +49,13 @@ def _state(fixture: dict[str, Any], data: Any) -> dict[str, Any]:
     return data
 
 
+def mig_uuid(gpu_uuid: str, gi_uid: int, ci_uid: int) -> str:
+    """A MIG device's UUID as the simulated NVML derives it (nvmlDeviceGetUUID)."""
+    digest = hashlib.sha256(f"{gpu_uuid}/{int(gi_uid)}/{int(ci_uid)}".encode()).hexdigest()
+    parts = (digest[0:8], digest[8:12], digest[12:16], digest[16:20], digest[20:32])
+    return "MIG-" + "-".join(parts)
+
+
 def _persistent(fault: dict[str, Any]) -> bool:
     return fault.get("times") is None
 
@@ -63,8 +71,9 @@ def _read_json(path: str | None):
 
 
 def read_host(fixture_path: str, state_path: str | None = None) -> dict[str, Any]:
-    """{driver, nvml_ok, gpus: [{index, name, product, memory_mib, mig_capable, mig_enabled,
-    healthy, mig_devices: [profile]}], signature} for one host, cached until a file changes.
+    """{driver, nvml_ok, gpus: [{index, uuid, name, product, memory_mib, mig_capable,
+    mig_enabled, healthy, mig_devices: [{profile, gi_profile, memory_mib, uuid}]}], signature}
+    for one host, cached until a file changes. UUIDs are the ones the simulated NVML reports.
 
     The fixture is the one the state file was made from when that file names one that exists
     (a host whose driver changed has its own fixture copy), else `fixture_path`."""
@@ -90,9 +99,11 @@ def read_host(fixture_path: str, state_path: str | None = None) -> dict[str, Any
         and f.get("call") in ("nvmlInit", "nvmlInitWithFlags")
         for f in faults
     )
+    identity = data.get("host") or fixture["host"]["name"]
     gpus = []
     for gpu in fixture["gpus"]:
         index = gpu["index"]
+        uuid = gpu.get("uuid") or sim_fixture.derive_uuid(identity, gpu["bus_id"])
         gpu_faults = [f for f in faults if f.get("gpu") in (None, index)] + list(gpu["faults"])
         lost = any(
             _persistent(f) and f["error"] == GPU_IS_LOST and f.get("call") not in ("nvmlInit",)
@@ -112,11 +123,13 @@ def read_host(fixture_path: str, state_path: str | None = None) -> dict[str, Any
                             "profile": ci_profile["name"],
                             "gi_profile": gi_profile["name"],
                             "memory_mib": gi_profile["memory_mib"],
+                            "uuid": mig_uuid(uuid, gi["uid"], ci["uid"]),
                         }
                     )
         gpus.append(
             {
                 "index": index,
+                "uuid": uuid,
                 "name": model["nvml_name"],
                 "product": model["nvml_name"].replace(" ", "-"),
                 "memory_mib": model["memory_total_mib"],

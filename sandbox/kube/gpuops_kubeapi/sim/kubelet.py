@@ -20,6 +20,11 @@ Deleting a pod bound to a node is graceful while kubelets run (see api.Cluster._
 it stays Terminating until its containers stopped, then the kubelet removes it. Pods of a
 node that is not Ready stay Pending, running ones turn Ready=False; pods bound to a node that
 does not exist are deleted (pod garbage collection).
+
+On nodes bound to an NVML simulator state, the kubelet's device manager (podresources.py)
+assigns each admitted pod's containers the NVIDIA devices they request, keeps them until the
+pod is terminated or gone, and writes the node's pod-resources List answer beside the state
+file; a pod it cannot give its devices fails admission (UnexpectedAdmissionError).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any
 
 from ..store import ObjectKey
 from . import podutil
+from .podresources import ADMISSION_REASON, DeviceManager, host_dir
 from .runner import NodesOfThePass, WorkController
 
 PODS = ("", "pods")
@@ -355,6 +361,27 @@ class Kubelet(NodesOfThePass, WorkController):
         cluster.kubelets = True  # pods bound to nodes now terminate gracefully
         self._stopping: dict[str, float] = {}  # pod uid -> when its deletion was seen
         self.backoff = float(options.get("pod_failure_backoff", 10.0))
+        self.devices = DeviceManager()
+        self._restored = False
+
+    def reconcile(self) -> None:
+        if not self._restored:
+            # The device manager's checkpoint: keep what active pods hold, drop the rest.
+            self._restored = True
+            nodes = [
+                n for n in self.client.list_cached("", "v1", "nodes") if host_dir(n) is not None
+            ]
+            if nodes:
+                names = {n["metadata"]["name"] for n in nodes}
+                with self.cluster.lock:
+                    active = {
+                        r.decode()["metadata"].get("uid", "")
+                        for r in self.cluster.store.scan(PODS, None, None)
+                        if r.fields.get("spec.nodeName") in names
+                        and r.fields.get("status.phase") not in ("Succeeded", "Failed")
+                    }
+                self.devices.restore(nodes, active)
+        super().reconcile()
 
     def keys_for(self, type_key, key, event, before):
         if type_key == PODS:
@@ -377,6 +404,7 @@ class Kubelet(NodesOfThePass, WorkController):
     def sync(self, key: ObjectKey) -> None:
         record = self.client.record(PODS, key)
         if record is None:
+            self.devices.release_named(key[0], key[1])
             return
         node_name = record.fields.get("spec.nodeName")
         if not node_name:
@@ -387,18 +415,33 @@ class Kubelet(NodesOfThePass, WorkController):
         moment = time.time()
         if node is None:
             # The pod garbage collector: pods bound to a node that is gone are deleted.
+            self.devices.release(metadata.get("uid", ""))
             self.client.delete("", "v1", "pods", key[0], key[1], grace=0, uid=metadata.get("uid"))
             return
         if metadata.get("deletionTimestamp"):
             return self._terminate(pod, key, moment)
         phase = (pod.get("status") or {}).get("phase")
         if phase in ("Succeeded", "Failed"):
+            self.devices.release(metadata.get("uid", ""))
             return
         if not podutil.node_ready(node):
             if phase == "Running" and podutil.is_ready(pod):
                 self._mark_not_ready(pod)
             return
+        refused = self.devices.admit(pod, node)
+        if refused is not None:
+            pod["status"] = dict(
+                pod.get("status") or {},
+                phase="Failed",
+                reason=ADMISSION_REASON,
+                message=f"Pod was rejected: {refused}",
+                startTime=stamp(moment),
+            )
+            self.client.update("", "v1", "pods", pod, "status")
+            return
         status, wake = pod_status(pod, node, moment, self.backoff)
+        if status["phase"] in ("Succeeded", "Failed"):
+            self.devices.release(metadata.get("uid", ""))
         if wake is not None:
             self.requeue(key, wake - moment + 0.05)
         if status != (pod.get("status") or {}):
@@ -418,6 +461,7 @@ class Kubelet(NodesOfThePass, WorkController):
             self.requeue(key, done - moment + 0.05)
             return
         self._stopping.pop(uid, None)
+        self.devices.release(uid)
         if metadata.get("deletionGracePeriodSeconds") == 0 and metadata.get("finalizers"):
             return  # already removed by us; finalizers keep it
         self.client.delete("", "v1", "pods", key[0], key[1], grace=0, uid=uid)
