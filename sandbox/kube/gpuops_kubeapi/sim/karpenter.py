@@ -424,6 +424,7 @@ class Karpenter(Controller):
             return None
         if not self.fixture_dir:
             self.fixture_dir = tempfile.mkdtemp(prefix="gpuops-karpenter-")
+        os.makedirs(self.fixture_dir, exist_ok=True)
         path = os.path.join(self.fixture_dir, "%s.yml" % itype["name"])
         if not os.path.exists(path):
             doc = {
@@ -489,11 +490,11 @@ class Karpenter(Controller):
         }
         if tspec.get("terminationGracePeriod"):
             claim["spec"]["terminationGracePeriod"] = tspec["terminationGracePeriod"]
+        fixture = self._fixture_for(itype)  # before the claim: no claim without its node
         created = self.client.create(*NODECLAIMS, None, claim)
         if created is None:
             return
         entry = {"name": node_name, "cpu": capacity["cpu"], "memory": capacity["memory"]}
-        fixture = self._fixture_for(itype)
         if fixture:
             entry["fixture"] = fixture
         node = node_object(entry, 200 + self.counter % 50, now())
