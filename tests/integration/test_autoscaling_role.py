@@ -1,6 +1,8 @@
 """The autoscaling role through ansible-playbook against the Kubernetes API stand-in (no
-controllers): check mode predicts exactly, the objects land by server-side apply, a rerun
-changes nothing, a bad input changes nothing, and dropping an input removes what it set."""
+controllers), six times in one run: check mode predicts exactly, the objects land by server-side
+apply, a rerun changes nothing, a bad input and a missing MachineDeployment change nothing, and
+dropping an input removes what it set. What the role renders is unit-tested in
+tests/unit/plugins/plugin_utils/test_autoscaling.py."""
 
 from __future__ import annotations
 
@@ -121,7 +123,8 @@ def get(kube, api_version, kind, name, namespace=None):
 
 
 def test_check_mode_apply_rerun_refusals_and_removal(cluster, tmp_path):
-    """Three playbook runs: check mode; apply, rerun, two refusals; removal of a dropped input."""
+    """One playbook run, the role six times: check mode; apply; rerun; two refusals; removal of
+    a dropped input (in diff mode)."""
     bad = json.loads(json.dumps(VARS))
     bad["autoscaling_inference"][0]["max_replicas"] = 0
     bad["autoscaling_node_groups"][0]["max_size"] = 9
@@ -130,22 +133,23 @@ def test_check_mode_apply_rerun_refusals_and_removal(cluster, tmp_path):
     missing["autoscaling_inference"][0]["deployment"] = "other"
     fewer = json.loads(json.dumps(VARS))
     del fewer["autoscaling_node_groups"][0]["taints"]
-    cases = {"apply": VARS, "rerun": VARS, "refused-bad": bad, "refused-missing-md": missing, "fewer": fewer}
-
-    check, _output, predicted = play(cluster, tmp_path, cases, ["apply"], "--check")
-    assert check.rc == 0, check
-    predicted = predicted["apply"]
-    assert get(cluster, "keda.sh/v1alpha1", "ScaledObject", "llm", "inference") is None
-    assert "cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size" not in (
-        get(cluster, "cluster.x-k8s.io/v1beta2", "MachineDeployment", "md-a100", "capi").metadata.annotations or {}
-    )
-
-    steps = ["apply", "rerun", "refused-bad", "refused-missing-md"]
+    cases = {
+        "check": VARS,
+        "apply": VARS,
+        "rerun": VARS,
+        "refused-bad": bad,
+        "refused-missing-md": missing,
+        "fewer-diff": fewer,
+    }
+    steps = list(cases)
     run, output, changed = play(cluster, tmp_path, cases, steps)
     assert run.rc == 0 and list(output) == steps, run
-    assert changed["apply"] == predicted, (changed["apply"], predicted)
-    assert "ScaledObject/inference/llm" in predicted and "MachineDeployment/capi/md-a100" in predicted
-    assert len(predicted) == 11, predicted  # SA, 2 ClusterRoles, 2 bindings, Namespace, VAP, VAPB, TA, SO, MD
+
+    # Check mode predicted exactly what the apply then changed (had it changed anything, the
+    # apply would have found nothing left to change).
+    assert changed["check"] == changed["apply"], (changed["check"], changed["apply"])
+    assert "ScaledObject/inference/llm" in changed["apply"] and "MachineDeployment/capi/md-a100" in changed["apply"]
+    assert len(changed["apply"]) == 11, changed  # SA, 2 ClusterRoles, 2 bindings, Namespace, VAP, VAPB, TA, SO, MD
     assert "--gpu-total=onprem-a100:0:24" in output["apply"]
     # The rerun: nothing changed, nothing would.
     assert changed["rerun"] == [] and "changed: [" not in output["rerun"], output["rerun"]
@@ -157,6 +161,10 @@ def test_check_mode_apply_rerun_refusals_and_removal(cluster, tmp_path):
     assert "Server-side apply" not in output["refused-missing-md"], output["refused-missing-md"]
     assert get(cluster, "keda.sh/v1alpha1", "ScaledObject", "other", "inference") is None
     assert re.search(r"^localhost\s.*\srescued=2\s", run.stdout, re.M), run.stdout[-600:]
+    # Dropping the taints drops the annotation the role owned (server-side apply): the diff
+    # shows it leaving, and only the MachineDeployment changed.
+    assert changed["fewer-diff"] == ["MachineDeployment/capi/md-a100"], output["fewer-diff"]
+    assert "capacity.cluster-autoscaler.kubernetes.io/taints" in output["fewer-diff"]
 
     so = get(cluster, "keda.sh/v1alpha1", "ScaledObject", "llm", "inference").to_dict()
     assert [t["metricType"] for t in so["spec"]["triggers"]] == ["AverageValue", "Value"]
@@ -166,7 +174,7 @@ def test_check_mode_apply_rerun_refusals_and_removal(cluster, tmp_path):
     annotations = md["metadata"]["annotations"]
     assert annotations["cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size"] == "3"  # not bad's 9
     assert annotations["capacity.cluster-autoscaler.kubernetes.io/gpu-count"] == "8"
-    assert annotations["capacity.cluster-autoscaler.kubernetes.io/taints"] == "nvidia.com/gpu=present:NoSchedule"
+    assert "capacity.cluster-autoscaler.kubernetes.io/taints" not in annotations
     assert md["spec"]["replicas"] == 1 and md["spec"]["template"] == MD["spec"]["template"]
     namespace = get(cluster, "v1", "Namespace", "training").to_dict()
     assert namespace["metadata"]["labels"]["gpuops.cluster/training"] == "true"
@@ -174,10 +182,3 @@ def test_check_mode_apply_rerun_refusals_and_removal(cluster, tmp_path):
     assert get(cluster, "admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", policy) is not None
     assert get(cluster, "admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding", policy) is not None
     assert get(cluster, "rbac.authorization.k8s.io/v1", "ClusterRole", "gpuops-cluster-autoscaler-management")
-
-    # Dropping the taints drops the annotation the role owned (server-side apply), in diff mode.
-    run, output, changed = play(cluster, tmp_path, cases, ["fewer"], "--diff")
-    assert run.rc == 0 and changed["fewer"] == ["MachineDeployment/capi/md-a100"], run
-    assert "capacity.cluster-autoscaler.kubernetes.io/taints" in output["fewer"]  # the diff shows it
-    md = get(cluster, "cluster.x-k8s.io/v1beta2", "MachineDeployment", "md-a100", "capi").to_dict()
-    assert "capacity.cluster-autoscaler.kubernetes.io/taints" not in md["metadata"]["annotations"]
