@@ -8,7 +8,7 @@ from __future__ import absolute_import, annotations, division, print_function
 __metaclass__ = type
 
 from ansible_collections.gpuops.cluster.plugins.plugin_utils._common import plain
-from ansible_collections.gpuops.cluster.plugins.plugin_utils.autoscaling import plan
+from ansible_collections.gpuops.cluster.plugins.plugin_utils.autoscaling import apply_report, plan
 
 
 def autoscaling_plan(spec):
@@ -16,6 +16,11 @@ def autoscaling_plan(spec):
     return plan(plain(spec))
 
 
+def autoscaling_apply_report(applied, objects):
+    """Which of the objects one kubernetes.core.k8s call applied changed: {changed, unchanged, diffs}."""
+    return apply_report(plain(objects), plain(applied))
+
+
 class FilterModule(object):
     def filters(self):
-        return {"autoscaling_plan": autoscaling_plan}
+        return {"autoscaling_plan": autoscaling_plan, "autoscaling_apply_report": autoscaling_apply_report}

@@ -911,6 +911,7 @@ def plan(spec):
                 "machine_deployments": [],
                 "cluster_autoscaler": {"objects": [], "args": []},
                 "training": {"policy": [], "namespaces": []},
+                "objects": [],
             }
         )
         return result
@@ -936,4 +937,45 @@ def plan(spec):
             },
         }
     )
+    # One server-side apply call takes them all, in this order (RBAC and namespaces first).
+    result["objects"] = (
+        result["cluster_autoscaler"]["objects"]
+        + result["training"]["namespaces"]
+        + result["training"]["policy"]
+        + result["scaled_objects"]
+        + result["machine_deployments"]
+    )
     return result
+
+
+def object_label(obj):
+    """``Kind/namespace/name`` (``Kind/name`` for cluster-scoped objects)."""
+    metadata = obj.get("metadata") or {}
+    parts = [obj.get("kind", "?")]
+    if metadata.get("namespace"):
+        parts.append(metadata["namespace"])
+    parts.append(metadata.get("name", "?"))
+    return "/".join(parts)
+
+
+def apply_report(objects, applied):
+    """What one kubernetes.core.k8s call with a list of definitions changed (or would change,
+    in check mode): {changed: [labels], unchanged: [labels], diffs: {label: diff}}.
+
+    ``applied`` is the registered result: {result: {results: [...]}} for several definitions,
+    the single result itself for one; results come in the order of ``objects``.
+    """
+    applied = applied or {}
+    results = (applied.get("result") or {}).get("results") if len(objects) != 1 else [applied]
+    if not isinstance(results, list) or len(results) != len(objects):
+        raise ValueError(
+            "apply_report: %d objects but %s results"
+            % (len(objects), len(results) if isinstance(results, list) else "no")
+        )
+    report = {"changed": [], "unchanged": [], "diffs": {}}
+    for obj, result in zip(objects, results):
+        label = object_label(obj)
+        report["changed" if result.get("changed") else "unchanged"].append(label)
+        if result.get("changed") and result.get("diff"):
+            report["diffs"][label] = result["diff"]
+    return report

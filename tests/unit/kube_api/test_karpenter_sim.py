@@ -6,7 +6,7 @@ a node running a karpenter.sh/do-not-disrupt pod stays."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -25,6 +25,8 @@ BASE_POLICY = {
     "migManager": {"config": {"default": ""}},
 }
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+NODE_GRACE = 8  # the NodePool's terminationGracePeriod, seconds
+POD_GRACE = 3  # the training pod's terminationGracePeriodSeconds
 
 
 def wait_for(predicate, timeout=60.0, what="condition"):
@@ -36,6 +38,20 @@ def wait_for(predicate, timeout=60.0, what="condition"):
             return last
         time.sleep(0.2)
     raise AssertionError(f"{what} not met in {timeout}s (last: {last!r})")
+
+
+def _history(dyn, api_version, kind, resource_version):
+    """Every watch event of a kind since resource_version (the stand-in replays its event log),
+    as (resourceVersion, type, kind, object as a dict)."""
+    resource = dyn.resources.get(api_version=api_version, kind=kind)
+    return [
+        (int(e["raw_object"]["metadata"]["resourceVersion"]), e["type"], kind, e["raw_object"])
+        for e in dyn.watch(resource, resource_version=resource_version, timeout=1)
+    ]
+
+
+def _time(stamp):
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def _pool(name, types, gpu_limit, policy="WhenEmpty", after="1s", budgets=None, labels=None):
@@ -241,8 +257,11 @@ def test_budget_windows_and_cron():
 
 def test_spot_interruption_replaces_the_node_and_moves_the_training_pod(tmp_path, monkeypatch):
     """An interruption event sent through EventBridge to the queue: a replacement NodeClaim is
-    launched first, the node is drained within its terminationGracePeriod, the Deployment's
-    pod runs on the replacement and the pool keeps one node."""
+    launched before the interrupted node goes, the training pod gets its checkpoint window
+    (its own terminationGracePeriodSeconds, by eviction) and has left the node before the
+    claim's terminationGracePeriod (counted from the claim's deletion) ran out, the Deployment's
+    pod runs on the replacement and the pool keeps one node. The order is read from the API's
+    watch history (one resourceVersion counter), the times from the API's own timestamps."""
     import json as jsonlib
 
     import boto3
@@ -291,9 +310,18 @@ def test_spot_interruption_replaces_the_node_and_moves_the_training_pod(tmp_path
             }
         )
         body = _pool("spot", ["p4d.24xlarge"], 16)
-        body["spec"]["template"]["spec"]["terminationGracePeriod"] = "5s"
+        body["spec"]["template"]["spec"]["terminationGracePeriod"] = "%ds" % NODE_GRACE
         dyn.resources.get(api_version="karpenter.sh/v1", kind="NodePool").create(body=body)
-        template = _pod("trainer", 8, annotations={"karpenter.sh/do-not-disrupt": "true"})
+        # Checkpointing takes 2 s (the stand-in kubelet's stop-seconds) of a 3 s grace period.
+        template = _pod(
+            "trainer",
+            8,
+            annotations={
+                "karpenter.sh/do-not-disrupt": "true",
+                "sandbox.gpuops.io/stop-seconds": "2",
+            },
+        )
+        template["spec"]["terminationGracePeriodSeconds"] = POD_GRACE
         client.AppsV1Api(api).create_namespaced_deployment(
             "default",
             {
@@ -322,9 +350,15 @@ def test_spot_interruption_replaces_the_node_and_moves_the_training_pod(tmp_path
             ]
             return pods[0].spec.node_name if len(pods) == 1 else None
 
-        first = wait_for(running_on, timeout=90, what="trainer running")
+        first_node = wait_for(running_on, timeout=90, what="trainer running")
         [claim] = dyn.resources.get(api_version="karpenter.sh/v1", kind="NodeClaim").get().items
         instance_id = claim.status.providerID.rsplit("/", 1)[-1]
+        [old_pod] = [
+            p
+            for p in core.list_namespaced_pod("default", label_selector="app=trainer").items
+            if p.spec.node_name == first_node
+        ]
+        mark = core.list_node().metadata.resource_version
         events.put_events(
             Entries=[
                 {
@@ -336,23 +370,67 @@ def test_spot_interruption_replaces_the_node_and_moves_the_training_pod(tmp_path
                 }
             ]
         )
-        started = time.monotonic()
         second = wait_for(
-            lambda: (running_on() or first) != first and running_on(),
+            lambda: (running_on() or first_node) != first_node and running_on(),
             timeout=60,
             what="trainer moved",
         )
-        assert second != first
+        assert second != first_node
         wait_for(
             lambda: [n.metadata.name for n in _karpenter_nodes(core, "spot")] == [second],
             timeout=60,
             what="old node gone",
         )
-        # terminationGracePeriod 5s bounds the drain; the rest is scheduling on a loaded machine.
-        assert time.monotonic() - started < 60
-        assert (
-            len(dyn.resources.get(api_version="karpenter.sh/v1", kind="NodeClaim").get().items) == 1
+        claims = dyn.resources.get(api_version="karpenter.sh/v1", kind="NodeClaim")
+        [replacement] = claims.get().items
+        assert replacement.status.nodeName == second
+        history = sorted(
+            _history(dyn, "karpenter.sh/v1", "NodeClaim", mark)
+            + _history(dyn, "v1", "Node", mark)
+            + _history(dyn, "v1", "Pod", mark)
         )
+
+        def first(kind, name, predicate):
+            return next(
+                (
+                    (rv, obj)
+                    for rv, etype, k, obj in history
+                    if k == kind and obj["metadata"]["name"] == name and predicate(etype, obj)
+                ),
+                (None, None),
+            )
+
+        def deleted(etype, _obj):
+            return etype == "DELETED"
+
+        def terminating(_etype, obj):
+            return bool(obj["metadata"].get("deletionTimestamp"))
+
+        # The interrupted claim was deleted first (termination began), the replacement claim
+        # launched before the interrupted node went, the pod gone from the node before that.
+        began, old_claim = first("NodeClaim", claim.metadata.name, terminating)
+        launched, _claim = first(
+            "NodeClaim", replacement.metadata.name, lambda etype, _obj: etype == "ADDED"
+        )
+        evicted, pod = first("Pod", old_pod.metadata.name, terminating)
+        pod_gone, _gone = first("Pod", old_pod.metadata.name, deleted)
+        node_gone, _node = first("Node", first_node, deleted)
+        assert None not in (began, launched, evicted, pod_gone, node_gone), history
+        assert began < evicted < pod_gone < node_gone and launched < node_gone, (
+            began,
+            launched,
+            evicted,
+            pod_gone,
+            node_gone,
+        )
+        # Times, by the API's clock: the pod was evicted with its full grace period (not cut
+        # short, not force-deleted) and that ended inside the node's terminationGracePeriod,
+        # counted from the claim's deletion.
+        assert pod["metadata"]["deletionGracePeriodSeconds"] == POD_GRACE
+        start = _time(old_claim["metadata"]["deletionTimestamp"])
+        assert _time(pod["metadata"]["deletionTimestamp"]) <= start + timedelta(
+            seconds=NODE_GRACE
+        ), (pod, start)
         reasons = [e.reason for e in core.list_namespaced_event("default").items]
         assert "SpotInterrupted" in reasons
         api.close()

@@ -29,10 +29,14 @@ What it does, as upstream does it (docs: concepts/scheduling, disruption, nodepo
   `settings.interruptionQueue`) and GPUOPS_SANDBOX_AWS_ENDPOINT, the queue is polled (SQS
   through boto3, EventBridge events as upstream receives them). A spot interruption warning,
   a scheduled change (AWS Health) or a stopping/terminated state change for the instance of a
-  NodeClaim launches a replacement NodeClaim of the same type first, then taints and drains the
-  node (Eviction API; do-not-disrupt does not hold back an instance that is going away); pods
-  still there at the claim's terminationGracePeriod (default 2 minutes, the spot warning's lead
-  time) are deleted and the node goes. Rebalance recommendations are only recorded as events.
+  NodeClaim launches a replacement NodeClaim of the same type first, then deletes the NodeClaim
+  (held by the `karpenter.sh/termination` finalizer: its deletionTimestamp marks when
+  termination began), taints and drains the node (Eviction API; do-not-disrupt does not hold
+  back an instance that is going away). The claim's terminationGracePeriod (default 2 minutes,
+  the spot warning's lead time) counts from then: a pod whose terminationGracePeriodSeconds
+  would outlast it is deleted at deadline - its grace, with the time left as its grace; pods
+  still there at the deadline are deleted; then the finalizer goes with the node. Rebalance
+  recommendations are only recorded as events.
 
 Not simulated: drift, expiration, price-based selection.
 """
@@ -67,6 +71,8 @@ LABEL_ZONE = "topology.kubernetes.io/zone"
 LABEL_NODECLAIM = "karpenter.sh/nodeclaim"
 DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
 DISRUPTED_TAINT = {"key": "karpenter.sh/disrupted", "effect": "NoSchedule"}
+TERMINATION_FINALIZER = "karpenter.sh/termination"
+DEFAULT_POD_GRACE = 30  # a pod's terminationGracePeriodSeconds when unset
 CAPACITY_PREFERENCE = ("reserved", "spot", "on-demand")
 # EC2 GPU (name, MiB per GPU) -> the NVML simulator's model key.
 SIM_MODELS = {
@@ -424,6 +430,7 @@ class Karpenter(Controller):
             return None
         if not self.fixture_dir:
             self.fixture_dir = tempfile.mkdtemp(prefix="gpuops-karpenter-")
+        os.makedirs(self.fixture_dir, exist_ok=True)
         path = os.path.join(self.fixture_dir, "%s.yml" % itype["name"])
         if not os.path.exists(path):
             doc = {
@@ -489,11 +496,11 @@ class Karpenter(Controller):
         }
         if tspec.get("terminationGracePeriod"):
             claim["spec"]["terminationGracePeriod"] = tspec["terminationGracePeriod"]
+        fixture = self._fixture_for(itype)  # before the claim: no claim without its node
         created = self.client.create(*NODECLAIMS, None, claim)
         if created is None:
             return
         entry = {"name": node_name, "cpu": capacity["cpu"], "memory": capacity["memory"]}
-        fixture = self._fixture_for(itype)
         if fixture:
             entry["fixture"] = fixture
         node = node_object(entry, 200 + self.counter % 50, now())
@@ -727,6 +734,19 @@ class Karpenter(Controller):
                         "", "v1", "pods", metadata["namespace"], metadata["name"], grace=0
                     )
             pods = []
+        elif deadline is not None:
+            # Upstream: a pod whose terminationGracePeriodSeconds would outlast the node's
+            # deadline is deleted at deadline - its grace, with the time left as its grace.
+            left = deadline - time.monotonic()
+            for pod in pods:
+                grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+                grace = DEFAULT_POD_GRACE if grace is None else grace
+                if self._daemon(pod) or grace < left:
+                    continue
+                metadata = pod["metadata"]
+                self.client.delete(
+                    "", "v1", "pods", metadata["namespace"], metadata["name"], grace=int(left)
+                )
         remaining = [p for p in pods if not self._daemon(p) and not podutil.is_terminating(p)]
         for pod in remaining:
             metadata = pod["metadata"]
@@ -747,6 +767,18 @@ class Karpenter(Controller):
             return
         for claim in self.client.list(*NODECLAIMS):
             if (claim.get("status") or {}).get("nodeName") == node_name:
+                finalizers = claim["metadata"].get("finalizers") or []
+                if TERMINATION_FINALIZER in finalizers:  # drained: let the claim go
+                    self.client.patch(
+                        *NODECLAIMS,
+                        None,
+                        claim["metadata"]["name"],
+                        {
+                            "metadata": {
+                                "finalizers": [f for f in finalizers if f != TERMINATION_FINALIZER]
+                            }
+                        },
+                    )
                 self.client.delete(*NODECLAIMS, None, claim["metadata"]["name"])
         self.client.delete("", "v1", "nodes", None, node_name)
         self.deadlines.pop(node_name, None)
@@ -836,6 +868,19 @@ class Karpenter(Controller):
                 if itype["name"] == labels.get("node.kubernetes.io/instance-type"):
                     self._launch(pool, itype, [])
                     break
+        # As upstream, the interrupted NodeClaim is deleted (held by the termination finalizer
+        # while the node drains): its deletionTimestamp is when termination began, from which
+        # terminationGracePeriod counts.
+        name = claim["metadata"]["name"]
+        finalizers = list(claim["metadata"].get("finalizers") or [])
+        if TERMINATION_FINALIZER not in finalizers:
+            self.client.patch(
+                *NODECLAIMS,
+                None,
+                name,
+                {"metadata": {"finalizers": finalizers + [TERMINATION_FINALIZER]}},
+            )
+        self.client.delete(*NODECLAIMS, None, name)
         grace = _duration((claim.get("spec") or {}).get("terminationGracePeriod"))
         self.deadlines[node_name] = time.monotonic() + (
             grace if grace is not None else SPOT_WARNING_SECONDS
@@ -867,8 +912,8 @@ class Karpenter(Controller):
         self._provision()
         self._initialize()
         self._disrupt()
-        if self.deadlines:
-            due = min(self.deadlines.values()) + 0.05
+        if self.deadlines:  # re-check draining nodes often: pods are deleted at deadline - grace
+            due = min(min(self.deadlines.values()) + 0.05, time.monotonic() + 0.5)
             self.wake = due if self.wake is None else min(self.wake, due)
         if os.environ.get(QUEUE_ENV):
             poll = self.next_poll + 0.01

@@ -163,6 +163,19 @@ class Keda(WorkController):
 
     def keys_for(self, type_key, key, event, before):
         if type_key == SCALED:
+            # As upstream's controller (generation-changed and paused-annotation predicates): a
+            # status-only update, such as this controller's own health counts, does not trigger
+            # a poll (each poll wrote the status, which triggered the next: a loop counting
+            # failures several times a second); polls come every pollingInterval (the requeue).
+            if event.type == "MODIFIED" and before is not None:
+                old, new = (
+                    before.decode().get("metadata") or {},
+                    event.record.decode().get("metadata") or {},
+                )
+                if old.get("generation") == new.get("generation") and old.get(
+                    "annotations"
+                ) == new.get("annotations"):  # (annotations: the paused ones)
+                    return ()
             return (key,)
         if type_key == DEPLOYMENTS:
             with self.cluster.lock:

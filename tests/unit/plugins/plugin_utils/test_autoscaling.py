@@ -382,3 +382,42 @@ def test_rendered_keda_objects_validate_against_the_crd_schema(kind, crd):
     for obj in a.plan(spec(inference=[item]))["scaled_objects"]:
         if obj["kind"] == kind:
             jsonschema.validate(obj, schema)
+
+
+def test_objects_in_apply_order_rbac_and_namespaces_first():
+    result = a.plan(spec())
+    kinds = [o["kind"] for o in result["objects"]]
+    assert kinds.index("Namespace") < kinds.index("ValidatingAdmissionPolicy") < kinds.index("ScaledObject")
+    assert kinds.index("ClusterRole") < kinds.index("ScaledObject") < kinds.index("MachineDeployment")
+    assert len(result["objects"]) == (
+        len(result["cluster_autoscaler"]["objects"])
+        + len(result["training"]["namespaces"])
+        + len(result["training"]["policy"])
+        + len(result["scaled_objects"])
+        + len(result["machine_deployments"])
+    )
+    assert a.plan(spec(inference=[dict(LLM, max_replicas=0)]))["objects"] == []
+
+
+def test_apply_report_pairs_results_with_objects_in_order():
+    objects = [
+        {"kind": "Namespace", "metadata": {"name": "training"}},
+        {"kind": "ScaledObject", "metadata": {"name": "llm", "namespace": "inference"}},
+        {"kind": "MachineDeployment", "metadata": {"name": "md", "namespace": "capi"}},
+    ]
+    diff = {"before": {"a": 1}, "after": {"a": 2}}
+    applied = {
+        "changed": True,
+        "result": {"results": [{"changed": False}, {"changed": True, "diff": diff}, {"changed": True}]},
+    }
+    report = a.apply_report(objects, applied)
+    assert report == {
+        "changed": ["ScaledObject/inference/llm", "MachineDeployment/capi/md"],
+        "unchanged": ["Namespace/training"],
+        "diffs": {"ScaledObject/inference/llm": diff},
+    }
+    # One definition: the module returns that result itself.
+    single = a.apply_report(objects[:1], {"changed": True, "result": {"kind": "Namespace"}})
+    assert single["changed"] == ["Namespace/training"]
+    with pytest.raises(ValueError, match="3 objects but 2 results"):
+        a.apply_report(objects, {"result": {"results": [{}, {}]}})
