@@ -91,12 +91,15 @@ fleet-image: docker ## Debian 12 fleet image from Debian packages (cached by rec
 molecule: venv collection docker fleet-image ## Run every molecule scenario (molecule test -s NAME)
 	@ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) tools/molecule-all.sh
 
-sandbox-up: venv ## Render the simulated fleet into .sandbox, start its Kubernetes API stand-in
+sandbox-up: venv host-tools ## Render the simulated fleet into .sandbox; start its services (AWS stand-in, exporter, Prometheus) and Kubernetes API stand-in; seed what other tools own
 	$(PY) sandbox/fleet_up.py --inventory inventories/sandbox --dir $(SANDBOX_DIR)
+	$(PY) sandbox/services.py up --dir $(SANDBOX_DIR) >/dev/null
 	@SANDBOX_DIR=$(SANDBOX_DIR) PY=$(PY) tools/kube-up.sh
+	$(PY) sandbox/seed.py --dir $(SANDBOX_DIR)
 
-sandbox-down: ## Stop the Kubernetes API stand-in, remove .sandbox
+sandbox-down: ## Stop the Kubernetes API stand-in and the services, remove .sandbox
 	@SANDBOX_DIR=$(SANDBOX_DIR) tools/kube-down.sh
+	@if [ -x $(PY) ]; then $(PY) sandbox/services.py down --dir $(SANDBOX_DIR); fi
 	rm -rf $(SANDBOX_DIR)
 
 kube-up: venv ## Start the sandbox Kubernetes API stand-in (.sandbox/kube, kubeconfig there)
@@ -105,10 +108,15 @@ kube-up: venv ## Start the sandbox Kubernetes API stand-in (.sandbox/kube, kubec
 kube-down: ## Stop the sandbox Kubernetes API stand-in (by its PID)
 	@SANDBOX_DIR=$(SANDBOX_DIR) tools/kube-down.sh
 
-demo: venv collection sandbox-up ## Sandbox up, playbooks/site.yml end to end, report summary
+demo: venv collection sandbox-up ## Sandbox up, site.yml end to end, a DR drill and a health check, then what each layer did
 	ansible-playbook playbooks/site.yml -i inventories/sandbox
+	ansible-playbook playbooks/dr_drill.yml -i inventories/sandbox -e @sandbox/dr_drill.yml
+	ansible-playbook playbooks/health_check.yml -i inventories/sandbox
+	@# A plain Prometheus (no operator) re-reads the rule files the monitoring layer wrote on SIGHUP.
+	@$(PY) sandbox/services.py reload --dir $(SANDBOX_DIR)
 	@echo; echo "== Fleet report (reports/fleet.txt)"; cat reports/fleet.txt
-	@echo; echo "Reports: $(ROOT)/reports/fleet.json $(ROOT)/reports/fleet.txt"
+	@$(PY) sandbox/demo_summary.py --dir $(SANDBOX_DIR) --reports reports
+	@echo; echo "Reports: $(ROOT)/reports (fleet, cost/, dr-drill/, health check)"
 
 bench: venv collection ## Run every benchmarks/*.py
 	@set -e; shopt -s nullglob; files=(benchmarks/*.py); \

@@ -48,7 +48,8 @@ def _group_hosts(listing: dict, group: str) -> set[str]:
 
 def kube_fleet(listing: dict, sandbox_dir: Path) -> dict:
     """The Kubernetes API stand-in's fleet manifest: one Node per host with gpuops_kube_node,
-    bound to that host's simulated GPUs (fixture and NVML state file)."""
+    bound to that host's simulated GPUs (fixture and NVML state file), with the extra labels of
+    gpuops_kube_node_labels (what a cloud provider's kubelet adds: instance type, zone, ...)."""
     control_plane = _group_hosts(listing, "kube_control_plane")
     nodes = []
     for host, hostvars in sorted(listing["_meta"]["hostvars"].items()):
@@ -63,6 +64,7 @@ def kube_fleet(listing: dict, sandbox_dir: Path) -> dict:
                 "fixture": str(fixture_path(fixture)),
                 "state": str(sandbox_dir / "hosts" / host / "nvml-state.json"),
                 "control_plane": host in control_plane,
+                "labels": {str(k): str(v) for k, v in (hostvars.get("gpuops_kube_node_labels") or {}).items()},
             }
         )
     return {"nodes": nodes}

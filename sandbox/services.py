@@ -4,6 +4,7 @@ hosts (sandbox/metrics) and a real Prometheus (Debian's package) scraping them.
 
     python sandbox/services.py up   --dir .sandbox    # start what is not running; prints services.json
     python sandbox/services.py down --dir .sandbox    # stop them, by PID
+    python sandbox/services.py reload --dir .sandbox  # Prometheus re-reads its rule files (SIGHUP)
 
 Each runs in the background with its PID, log and endpoint under DIR/services/; DIR/services.json
 says where they answer ({"aws_endpoint": ..., "prometheus_url": ..., "exporter_targets": ...}).
@@ -109,11 +110,12 @@ def start_exporter(sandbox_dir: Path, state: Path) -> dict:
 
 
 def start_prometheus(state: Path, targets: str) -> dict:
-    scrape = [{"job_name": "dcgm-exporter", "file_sd_configs": [{"files": [targets], "refresh_interval": "5s"}]}]
+    # The job name the GPU Operator's ServiceMonitor gives its targets (monitoring_exporter_job).
+    scrape = [{"job_name": "nvidia-dcgm-exporter", "file_sd_configs": [{"files": [targets], "refresh_interval": "5s"}]}]
     rules = state / "rules"
     rules.mkdir(exist_ok=True)
     server = PrometheusServer.start(
-        state / "prometheus", scrape, scrape_interval=SCRAPE_INTERVAL, rule_files=[str(rules / "*.yml")]
+        state / "prometheus", scrape, scrape_interval=SCRAPE_INTERVAL, rule_files=[str(rules / "*.rules.yml")]
     )
     return {"pid": server.pid, "marker": "prometheus", "url": server.url, "rules_dir": str(rules)}
 
@@ -171,15 +173,27 @@ def down(sandbox_dir: Path) -> list[str]:
     return stopped
 
 
+def reload(sandbox_dir: Path) -> str:
+    """SIGHUP to the sandbox's Prometheus: it re-reads its configuration and rule files, as a
+    plain Prometheus does after the monitoring role wrote new rules."""
+    info = _load(sandbox_dir / "services" / "pids.json").get("prometheus")
+    if not info or not _alive(info["pid"], info["marker"]):
+        raise RuntimeError("the sandbox's Prometheus is not running (make sandbox-up)")
+    os.kill(info["pid"], signal.SIGHUP)
+    return f"prometheus (pid {info['pid']}) reloads its rules"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sandbox/services.py", description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("action", choices=["up", "down", "reload"])
     parser.add_argument("--dir", type=Path, default=Path(".sandbox"), help="the sandbox folder")
     args = parser.parse_args(argv)
     sandbox_dir = args.dir.resolve()
     try:
         if args.action == "up":
             print(json.dumps(up(sandbox_dir), indent=2))
+        elif args.action == "reload":
+            print(f"services: {reload(sandbox_dir)}")
         else:
             for line in down(sandbox_dir):
                 print(f"services: stopped {line}")
