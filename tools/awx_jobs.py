@@ -245,9 +245,11 @@ def run_site(
     slices: int = 1,
     inventory: Path = SANDBOX_INVENTORY,
     playbook: str = "playbooks/site.yml",
+    extravars: dict | None = None,
 ) -> dict:
     """site.yml as one job (slices=1) or as `slices` slice jobs in parallel followed by a merge
-    job; returns every job's result, the report(s) and the times."""
+    job (`extravars`: the job template's extra variables); returns every job's result, the
+    report(s) and the times."""
     out.mkdir(parents=True, exist_ok=True)
     project = out / "project"
     if project.exists():
@@ -267,6 +269,7 @@ def run_site(
         "gpuops_repo_root": str(ROOT),
         # No kubeconfig: the job reaches the API with the injected K8S_AUTH_* only.
         "gpuops_kubeconfig": None,
+        **(extravars or {}),
     }
     jobs = []
     for number in range(1, slices + 1):

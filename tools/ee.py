@@ -486,11 +486,12 @@ def recipe_hash(definition: dict, tarballs: dict[str, Path], base: str) -> str:
 
 def smoke(tag: str) -> None:
     """The image runs what the roles need: ansible-playbook, ansible-runner, the collections, the
-    kubernetes client, pynvml, PyYAML, helm 3, ssh."""
+    kubernetes client, pynvml, PyYAML, boto3 (Karpenter pools, cost), matplotlib (cost report
+    charts), helm 3, ssh."""
     script = (
         "set -e; ansible-playbook --version | head -1; ansible-runner --version; "
         "ansible-galaxy collection list 2>/dev/null | grep -E '^(gpuops.cluster|kubernetes.core|community.general) '; "
-        "python3 -c 'import kubernetes, pynvml, yaml, jsonpatch;"
+        "python3 -c 'import kubernetes, pynvml, yaml, jsonpatch, boto3, matplotlib;"
         ' print("python libs: kubernetes", kubernetes.__version__)\'; '
         "helm version --short; command -v ssh"
     )

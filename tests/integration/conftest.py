@@ -18,6 +18,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "sandbox"))
 
 import fleet_up  # noqa: E402  (lives in sandbox/, shared with `make sandbox-up`)
+import seed as sandbox_seed  # noqa: E402  (sandbox/seed.py, as `make sandbox-up` runs it)
+import services as sandbox_services  # noqa: E402  (sandbox/services.py, as `make sandbox-up` runs it)
 
 VENV_BIN = Path(sys.executable).parent
 SANDBOX_INVENTORY = REPO_ROOT / "inventories" / "sandbox"
@@ -79,7 +81,7 @@ class PlaybookRun:
 
 
 def run_playbook(
-    playbook: Path, *args: str, env: dict | None = None, inventory: Path = SANDBOX_INVENTORY
+    playbook: Path, *args: str, env: dict | None = None, inventory: Path = SANDBOX_INVENTORY, timeout: float = 600
 ) -> PlaybookRun:
     full_env = dict(
         os.environ,
@@ -95,7 +97,7 @@ def run_playbook(
         env=full_env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         check=False,  # callers assert on rc with the output in the message
     )
     return PlaybookRun(proc)
@@ -185,6 +187,7 @@ def start_kube(
     crds="all",
     controllers="all",
     openshift: bool = False,
+    env: dict[str, str] | None = None,
 ) -> KubeSandbox:
     """Start the stand-in on a free 127.0.0.1 port with its state (snapshot, kubeconfig) in
     state_dir. crds: "all" (every custom kind the sandbox knows), None, or a list of CRD file names
@@ -216,7 +219,7 @@ def start_kube(
     if openshift:
         command.append("--openshift")
     log = open(state_dir / "server.log", "w")  # noqa: SIM115 - lives as long as the server
-    env = dict(os.environ, PYTHONPATH=str(KUBE_PACKAGE_DIR))
+    env = dict(os.environ, **(env or {}), PYTHONPATH=str(KUBE_PACKAGE_DIR))
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=env, text=True)
     log.close()
     line = process.stdout.readline()
@@ -250,6 +253,27 @@ def kube_factory(sandbox, tmp_path):
     yield factory
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def world(sandbox, tmp_path):
+    """The sandbox as `make sandbox-up` brings it up: the fleet, its services (AWS stand-in,
+    DCGM-shaped exporter, a real Prometheus), the Kubernetes API stand-in whose controllers use
+    them, and the seeded objects other tools own (sandbox/seed.py). Every site.yml layer runs.
+    Yields the KubeSandbox; services.json is in the sandbox folder, the inventory reads it."""
+    services = sandbox_services.up(sandbox["dir"])
+    env = {"GPUOPS_SANDBOX_AWS_ENDPOINT": services["aws_endpoint"], **services["aws_env"]}
+    if services.get("prometheus_url"):
+        env["GPUOPS_SANDBOX_PROMETHEUS_URL"] = services["prometheus_url"]
+    server = None
+    try:
+        server = start_kube(tmp_path / "kube", fleet=fleet_up.kube_fleet_path(sandbox["dir"]), env=env)
+        sandbox_seed.seed(sandbox["dir"], kubeconfig=server.kubeconfig)
+        yield server
+    finally:
+        if server is not None:
+            server.stop()
+        sandbox_services.down(sandbox["dir"])
 
 
 @pytest.fixture

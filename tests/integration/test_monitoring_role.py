@@ -4,8 +4,8 @@ are refused before any change."""
 
 from __future__ import annotations
 
+from change_records import CALLBACKS, changes
 from conftest import REPO_ROOT, run_playbook
-from test_check_mode_exact import CALLBACKS, changes
 
 # cluster_policy is a pytest fixture re-used from test_mig_role
 from test_mig_role import cluster_policy, env_of, overlay  # noqa: F401  # pylint: disable=unused-import

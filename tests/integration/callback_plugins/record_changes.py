@@ -4,7 +4,7 @@
 
 One line per changed task result (per loop item when the task loops): host, resolved action,
 task name, module arguments, item, and the fields that identify the object (msg, dest, path,
-result kind/name). tests/integration/test_check_mode_exact.py compares a --check run with the
+result kind/name). tests/integration/test_site_sandbox.py compares a --check run with the
 real run through it.
 """
 
