@@ -77,7 +77,15 @@ class PlaybookRun:
         return recap
 
     def __repr__(self):  # shown by pytest when an assertion on a run fails
-        return f"<rc={self.rc}\n{self.stdout[-6000:]}\n{self.stderr[-3000:]}>"
+        lines = self.stdout.splitlines()
+        # The failed tasks first (with the task line above each): the tail may not reach them.
+        failed = [
+            "\n".join(lines[max(0, i - 2) : i + 1])[:2000]
+            for i, line in enumerate(lines)
+            if line.startswith(("fatal:", "failed:")) or "FAILED!" in line
+        ]
+        head = "\n".join(failed[:5])
+        return f"<rc={self.rc}\n{head}\n...\n{self.stdout[-6000:]}\n{self.stderr[-3000:]}>"
 
 
 def run_playbook(
