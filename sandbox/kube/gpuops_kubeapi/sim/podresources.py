@@ -117,7 +117,7 @@ def _pick(free: list[str], used: set[str], number: int) -> list[str]:
         share[device.split("::", 1)[0]] = share.get(device.split("::", 1)[0], 0) + 1
     chosen: list[str] = []
     pool = list(free)
-    for _ in range(number):
+    for _unused in range(number):
         best = min(pool, key=lambda d: (share.get(d.split("::", 1)[0], 0), pool.index(d)))
         pool.remove(best)
         chosen.append(best)
