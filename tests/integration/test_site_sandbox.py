@@ -122,8 +122,16 @@ def test_site_check_mode_predicts_the_run_every_layer_lands_and_a_second_run_cha
     # Second run: nothing changes, the report is not rewritten.
     report_file = sandbox["reports"] / "fleet.json"
     mtime = report_file.stat().st_mtime_ns
-    second = run_playbook(SITE, env={**sandbox["env"], **kube.env}, timeout=SITE_TIMEOUT)
+    cost_before = json.loads((sandbox["reports"] / "cost" / "cost.json").read_text())
+    second = run_playbook(
+        SITE, env={**sandbox["env"], **kube.env, **recording_env(tmp_path / "second.jsonl")}, timeout=SITE_TIMEOUT
+    )
     assert second.rc == 0, second
+    cost_after = json.loads((sandbox["reports"] / "cost" / "cost.json").read_text())
+    assert changes(tmp_path / "second.jsonl") == {}, (
+        changes(tmp_path / "second.jsonl"),
+        differences(cost_before, cost_after),
+    )
     assert {host: r["changed"] for host, r in second.recap.items()} == {host: 0 for host in second.recap}, second
     assert report_file.stat().st_mtime_ns == mtime
 
@@ -212,3 +220,18 @@ def check_cluster_layers(sandbox, kube, lost_hosts):
     assert report["by_namespace"]["ml-serving"]["pods"] == 1, report["by_namespace"]
     assert report["by_namespace"]["ml-serving"]["monthly"] > 0
     assert report["totals"]["monthly"] > report["totals"]["allocated_hourly"] > 0
+
+
+def differences(before, after, path=""):
+    """Where two JSON documents differ (paths with both values), for an assertion message."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        found = []
+        for key in sorted(set(before) | set(after), key=str):
+            found += differences(before.get(key), after.get(key), f"{path}.{key}")
+        return found
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        found = []
+        for index, (one, two) in enumerate(zip(before, after)):
+            found += differences(one, two, f"{path}[{index}]")
+        return found
+    return [] if before == after else [(path, before, after)]
