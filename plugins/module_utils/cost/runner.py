@@ -158,7 +158,12 @@ def _run(
         "counts": {"nodes": len(facts), "pods": len(alloc["pods"]), "gpus": sum(n.gpu_count for n in facts)},
         "prometheus": None
         if prometheus is None
-        else {"window_seconds": window, "pods_with_activity": len(activity), "nodes_with_power": len(power)},
+        else {
+            "window_seconds": window,
+            # The cluster's pods with activity: series of pods gone within the window do not count.
+            "pods_with_activity": sum(1 for pod in pods if pod.key in activity),
+            "nodes_with_power": len(power),
+        },
         "price_sources": sorted({"%s (as of %s)" % (q.source, q.as_of) for q in quotes.values()}),
         "totals": summary["totals"],
         "idle": summary["idle"],

@@ -131,6 +131,30 @@ def test_snapshot_paginated_matches_pure_allocation(standin):
     assert result["opencost_pricing_csv"].count("\n") == 1 + 2 + 2  # header, 2 nodes, 2 GPU products
 
 
+class GonePodPrometheus:
+    """Prometheus keeps a deleted pod's series for the whole window: activity names it too."""
+
+    def __init__(self, live_pod_key):
+        self.live = live_pod_key
+
+    def activity(self, window_seconds):
+        return {self.live: 0.5, "training/replaced-pod-abc12": 0.9}
+
+    def fb_used_gib(self, window_seconds):
+        return {}
+
+    def power_watts(self, window_seconds):
+        return {}
+
+
+def test_activity_of_pods_no_longer_in_the_cluster_is_not_counted(standin):
+    # A pod replaced within the window (its series still in Prometheus) must not change the
+    # report of an unchanged cluster: only the cluster's own pods count.
+    live = "%s/%s" % (mixed_pods_data()[0]["metadata"]["namespace"], mixed_pods_data()[0]["metadata"]["name"])
+    result = runner.run(params(), standin.core, lambda path: PRICE_FILE, prometheus=GonePodPrometheus(live))
+    assert result["prometheus"]["pods_with_activity"] == 1
+
+
 def test_selector_narrows_nodes(standin):
     result = runner.run(
         params(node_selector="karpenter.sh/capacity-type in (spot)"), standin.core, lambda p: PRICE_FILE
