@@ -125,9 +125,8 @@ def backups(api) -> list[str]:
     for bsl in (
         dyn.resources.get(api_version="velero.io/v1", kind="BackupStorageLocation").get(namespace="velero").items
     ):
-        lines.append(
-            f"BackupStorageLocation {bsl.metadata.name}: {(bsl.status or {}).get('phase')} (s3://{bsl.spec.objectStorage.bucket}/{bsl.spec.objectStorage.prefix})"
-        )
+        where = f"s3://{bsl.spec.objectStorage.bucket}/{bsl.spec.objectStorage.prefix}"
+        lines.append(f"BackupStorageLocation {bsl.metadata.name}: {(bsl.status or {}).get('phase')} ({where})")
     for schedule in dyn.resources.get(api_version="velero.io/v1", kind="Schedule").get(namespace="velero").items:
         lines.append(
             f"Schedule {schedule.metadata.name}: '{schedule.spec.schedule}', ttl {schedule.spec.template.ttl}, "
