@@ -55,7 +55,7 @@ AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 
-def wait(predicate, timeout=40.0, message=""):
+def wait(predicate, timeout=120.0, message=""):
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
@@ -217,15 +217,15 @@ def test_load_scales_pods_then_nodes_and_back(stack):
     gauge.set(18)
     prometheus.wait_for("llm_queue_depth == 18")
     wait(lambda: apps.read_namespaced_deployment("llm", "default").spec.replicas == 4, message="no scale-up")
-    wait(lambda: len(running()) == 4, timeout=60, message=lambda: f"running {running()} nodes {gpu_nodes()}")
+    wait(lambda: len(running()) == 4, timeout=180, message=lambda: f"running {running()} nodes {gpu_nodes()}")
     assert mds.get(name="gpu-a100", namespace="default").spec.replicas == 2
     assert len(set(running())) == 2 and len(gpu_nodes()) == 2
 
     # Load gone: one replica, and the node it left empty is removed (min_size 1 keeps one).
     gauge.set(2)
     prometheus.wait_for("llm_queue_depth == 2")
-    wait(lambda: len(running()) == 1, timeout=60, message=lambda: f"running {running()}")
-    wait(lambda: len(gpu_nodes()) == 1, timeout=60, message=lambda: f"nodes {gpu_nodes()}")
+    wait(lambda: len(running()) == 1, timeout=180, message=lambda: f"running {running()}")
+    wait(lambda: len(gpu_nodes()) == 1, timeout=180, message=lambda: f"nodes {gpu_nodes()}")
     assert mds.get(name="gpu-a100", namespace="default").spec.replicas == 1
     assert running() == gpu_nodes()
 
@@ -384,14 +384,14 @@ def test_cloud_load_launches_karpenter_gpu_nodes_then_consolidates_within_budget
         ]
         return f"nodes {pool_nodes()} claims {[c.metadata.name for c in claims.get().items]} events {events}"
 
-    wait(lambda: len(running("vllm")) == 1 and len(running("train")) == 1, timeout=60, message=explain)
+    wait(lambda: len(running("vllm")) == 1 and len(running("train")) == 1, timeout=180, message=explain)
     [(train_node, train_uid)] = running("train")
 
     # Load: 18 waiting / 5 per replica -> 4 replicas x 4 GPUs + the training Job's 4 -> 3 nodes of 8.
     gauge.set(18)
     prometheus.wait_for("vllm_queue_depth == 18")
     wait(lambda: apps.read_namespaced_deployment("vllm", "serving").spec.replicas == 4, message="no scale-up")
-    wait(lambda: len(running("vllm")) == 4, timeout=60, message=lambda: f"{running('vllm')} {pool_nodes()}")
+    wait(lambda: len(running("vllm")) == 4, timeout=180, message=lambda: f"{running('vllm')} {pool_nodes()}")
     nodes = pool_nodes()
     assert len(nodes) == 3, nodes
     gpus = {
@@ -409,8 +409,8 @@ def test_cloud_load_launches_karpenter_gpu_nodes_then_consolidates_within_budget
     mark = core.list_node().metadata.resource_version
     gauge.set(0)
     prometheus.wait_for("vllm_queue_depth == 0")
-    wait(lambda: pool_nodes() == [train_node], timeout=60, message=lambda: f"nodes {pool_nodes()}")
-    wait(lambda: len(running("vllm")) == 1, timeout=30, message=lambda: f"{running('vllm')}")
+    wait(lambda: pool_nodes() == [train_node], timeout=180, message=lambda: f"nodes {pool_nodes()}")
+    wait(lambda: len(running("vllm")) == 1, timeout=90, message=lambda: f"{running('vllm')}")
     assert running("train") == [(train_node, train_uid)]  # never disrupted
     assert [node for node, _uid in running("vllm")] == [train_node]
     assert [c.status.nodeName for c in claims.get().items] == [train_node]

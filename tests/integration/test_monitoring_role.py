@@ -21,7 +21,14 @@ DASHBOARDS = {
 }
 
 
-HOSTS = ["-l", "gpu-a100-01,eks-l40s-01"]  # eks-l40s-01 time-slices its GPUs (inventory group_vars)
+HOSTS = [
+    "-l",
+    "gpu-a100-01,eks-l40s-01",  # eks-l40s-01 time-slices its GPUs (inventory group_vars)
+    # The Prometheus operator's objects (the sandbox inventory itself uses scrape_config mode,
+    # for the sandbox's plain Prometheus).
+    "-e",
+    "monitoring_mode=operator",
+]
 
 
 def _changed(run) -> int:
