@@ -56,7 +56,11 @@ def object_keys(entry):
 
 
 def changes(path):
+    """Host -> the objects its changed results stand for. The callback writes only changed
+    results, so a run that changed nothing leaves no file."""
     per_host = defaultdict(set)
+    if not path.exists():
+        return {}
     for line in path.read_text().splitlines():
         entry = json.loads(line)
         per_host[entry["host"]] |= object_keys(entry)
