@@ -18,13 +18,16 @@ description:
     with its status - C(preflight) (no scratch namespace may exist; production read with one
     list per kind and namespace), C(restore) (a resource-modifier ConfigMap that sets
     replicas to 0 and removes every C(nvidia.com/*) request and limit, a Restore with
-    C(namespaceMapping) into the scratch namespaces, waited for with a poll that starts at
+    C(namespaceMapping) into the scratch namespaces, waited for through a watch from the
+    list's resourceVersion, as C(kubectl wait) does, falling back to a poll that starts at
     50 ms and backs off to 2 s), C(compare) (the restored objects against the backup's own
-    contents, read through Velero's C(DownloadRequest) - the C(BackupResourceList), else the
+    contents, read through Velero's C(DownloadRequest), asked for before the Restore so Velero
+    has answered by the time it ends - the C(BackupResourceList), else the
     C(BackupContents) tarball, else, when the kind is not served, the source namespaces),
     C(smoke-checks) (the plan's checks, and no restored workload with replicas or GPUs), and
     C(cleanup) (scratch namespaces and the modifiers deleted, production proven untouched by
-    its resourceVersions).
+    its resourceVersions, read again while the scratch namespaces terminate; the step ends when
+    they are gone).
   - A failed step stops the drill there; the cleanup always runs. The module then fails,
     naming the step, with the whole result.
   - The first step, C(pick-backup), finds the backup - the named one or the newest successful one

@@ -12,6 +12,7 @@ from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
+import json
 import time
 
 from ansible_collections.gpuops.cluster.plugins.module_utils.velero import drill
@@ -54,10 +55,13 @@ class DrillKube:
         return True
 
     def list(self, api_version, kind, namespace=None, label_selector=None):
-        kwargs = {"namespace": namespace}
+        # The list's JSON as it came: the DynamicClient's ResourceInstance wrapping and its
+        # to_dict cost more than the request itself on a namespace of a thousand objects.
+        kwargs = {"namespace": namespace, "serialize": False}
         if label_selector:
             kwargs["label_selector"] = label_selector
-        items = _plain(self.resource(api_version, kind).get(**kwargs)).get("items") or []
+        response = self.resource(api_version, kind).get(**kwargs)
+        items = json.loads(response.data.decode("utf-8")).get("items") or []
         for item in items:  # list items come without kind / apiVersion
             item.setdefault("kind", kind)
             item.setdefault("apiVersion", api_version)
@@ -99,6 +103,46 @@ class DrillKube:
                 out.extend(self.list(drill.KINDS[kind][0], kind, namespace))
         return out
 
+    def watch_until(self, api_version, kind, namespace, name, done, timeout, what):
+        """done(object or None) for one named object, seen through a watch as each change
+        happens (as `kubectl wait` does), so the drill learns of the end when it comes, not at
+        its next poll. List, then watch from the list's resourceVersion: no change between the
+        two is missed. A watch that ends early or fails falls back to the backing-off poll."""
+        deadline = self.clock() + timeout
+        resource = self.resource(api_version, kind)
+        events = None
+        try:
+            response = resource.get(namespace=namespace, field_selector="metadata.name=%s" % name, serialize=False)
+            listing = json.loads(response.data.decode("utf-8"))
+            value = done((listing.get("items") or [None])[0])
+            if value:
+                return value
+            events = self.dynamic.watch(
+                resource,
+                namespace=namespace,
+                name=name,
+                resource_version=listing["metadata"]["resourceVersion"],
+                timeout=max(int(timeout), 1),
+            )
+            for event in events:
+                if event["type"] not in ("ADDED", "MODIFIED", "DELETED"):
+                    continue  # BOOKMARK
+                value = done(None if event["type"] == "DELETED" else event["raw_object"])
+                if value:
+                    return value
+                if self.clock() >= deadline:
+                    break
+        except Exception:  # noqa: BLE001 - a broken stream; the poll below decides
+            pass
+        finally:
+            if events is not None:
+                events.close()  # the generator's finally closes the HTTP stream
+        return self.wait(
+            lambda: done(self.get(api_version, kind, namespace, name)),
+            max(deadline - self.clock(), 0.01),
+            what,
+        )
+
     def wait(self, done, timeout, what):
         deadline = self.clock() + timeout
         for delay in drill.poll_delays():
@@ -118,10 +162,30 @@ def _step(steps, name, started, status="ok", detail=None):
     steps.append(entry)
 
 
-def backup_contents(kube, params, mapping):
+def request_contents(kube, params, target):
+    """Ask Velero for one of the backup's files (a DownloadRequest); returns its name. Asked for
+    before the restore is waited on, Velero answers it while the restore runs."""
+    name = "%s-%s" % (params["drill_id"], target.lower())
+    kube.apply(
+        {
+            "apiVersion": "velero.io/v1",
+            "kind": "DownloadRequest",
+            "metadata": {
+                "name": name,
+                "namespace": params["velero_namespace"],
+                "labels": {DRILL_LABEL: params["drill_id"]},
+            },
+            "spec": {"target": {"kind": target, "name": params["backup"]}},
+        }
+    )
+    return name
+
+
+def backup_contents(kube, params, mapping, requested=None):
     """(expected keys, source) from Velero's DownloadRequest: the resource list, else the
-    tarball; (None, reason) when the kind is not served or neither answers."""
-    if not kube.served("velero.io/v1", "DownloadRequest"):
+    tarball; (None, reason) when the kind is not served or neither answers. `requested`: the
+    name of the resource list's request, when it was asked for already."""
+    if not requested and not kube.served("velero.io/v1", "DownloadRequest"):
         return None, "DownloadRequest not served"
     namespaces = params["namespaces"]
     kinds = params["compare_kinds"]
@@ -129,22 +193,17 @@ def backup_contents(kube, params, mapping):
         ("BackupResourceList", drill.keys_from_resource_list),
         ("BackupContents", drill.keys_from_tarball),
     ):
-        name = "%s-%s" % (params["drill_id"], target.lower())
-        kube.apply(
-            {
-                "apiVersion": "velero.io/v1",
-                "kind": "DownloadRequest",
-                "metadata": {
-                    "name": name,
-                    "namespace": params["velero_namespace"],
-                    "labels": {DRILL_LABEL: params["drill_id"]},
-                },
-                "spec": {"target": {"kind": target, "name": params["backup"]}},
-            }
-        )
+        if target == "BackupResourceList" and requested:
+            name = requested
+        else:
+            name = request_contents(kube, params, target)
         try:
-            processed = kube.wait(
-                lambda n=name: _processed(kube.get("velero.io/v1", "DownloadRequest", params["velero_namespace"], n)),
+            processed = kube.watch_until(
+                "velero.io/v1",
+                "DownloadRequest",
+                params["velero_namespace"],
+                name,
+                _processed,
                 params["download_timeout"],
                 "DownloadRequest %s" % name,
             )
@@ -191,7 +250,7 @@ def execute(kube, params):
         "production_changes": [],
     }
     step, started = "pick-backup", time.monotonic()
-    before = None
+    before = requested = None
     try:
         if params["backup"]:
             found = kube.get("velero.io/v1", "Backup", velero_ns, params["backup"])
@@ -230,6 +289,9 @@ def execute(kube, params):
             return result
 
         step, started = "restore", time.monotonic()
+        if kube.served("velero.io/v1", "DownloadRequest"):
+            # Asked for before the Restore: Velero has answered it by the time the restore ends.
+            requested = request_contents(kube, params, "BackupResourceList")
         kube.apply(
             {
                 "apiVersion": "v1",
@@ -255,10 +317,8 @@ def execute(kube, params):
                 },
             }
         )
-        status = kube.wait(
-            lambda: _final(kube.get("velero.io/v1", "Restore", velero_ns, name)),
-            params["restore_timeout"],
-            "Restore %s" % name,
+        status = kube.watch_until(
+            "velero.io/v1", "Restore", velero_ns, name, _final, params["restore_timeout"], "Restore %s" % name
         )
         result["restore_status"] = status
         if status.get("phase") != "Completed":
@@ -276,7 +336,8 @@ def execute(kube, params):
         _step(steps, step, started, detail=status)
 
         step, started = "compare", time.monotonic()
-        expected, source = backup_contents(kube, params, mapping)
+        expected, source = backup_contents(kube, params, mapping, requested)
+        requested = None  # answered and deleted
         if expected is None:
             result["contents_warning"] = source
             expected, source = drill.keys_from_objects(production, mapping, kinds), "source namespaces"
@@ -316,22 +377,32 @@ def execute(kube, params):
         result["failed_step"], result["failure"] = step, "Kubernetes API error: %s" % reason
         _step(steps, step, started, status="failed", detail=result["failure"])
     if before is not None:
-        cleanup(kube, params, mapping, name, before, steps, result)
+        cleanup(kube, params, mapping, name, before, steps, result, requested)
     return result
 
 
-def cleanup(kube, params, mapping, name, before, steps, result):
+def cleanup(kube, params, mapping, name, before, steps, result, requested=None):
     started = time.monotonic()
     try:
         for namespace in mapping.values():
             kube.delete("v1", "Namespace", None, namespace)
         kube.delete("v1", "ConfigMap", params["velero_namespace"], name)
-        kube.wait(
-            lambda: not [n for n in kube.list("v1", "Namespace") if n["metadata"]["name"] in mapping.values()],
-            params["cleanup_timeout"],
-            "the scratch namespaces to be deleted",
-        )
+        if requested:  # the drill stopped before its compare read the answer
+            kube.delete("velero.io/v1", "DownloadRequest", params["velero_namespace"], requested)
+        # Production is read again while the scratch namespaces terminate: the restore and its
+        # modifiers are done, and the deletes above name only scratch objects.
         after = drill.fingerprint(kube.objects(params["namespaces"], params["compare_kinds"]))
+        deadline = time.monotonic() + params["cleanup_timeout"]
+        for namespace in mapping.values():
+            kube.watch_until(
+                "v1",
+                "Namespace",
+                None,
+                namespace,
+                lambda ns: ns is None,
+                max(deadline - time.monotonic(), 0.01),
+                "the scratch namespace %s to be deleted" % namespace,
+            )
         result["production_changes"] = drill.fingerprint_changes(before, after)
         result["production_untouched"] = not result["production_changes"]
         _step(steps, "cleanup", started)
