@@ -123,9 +123,9 @@ bench: venv collection ## Run every benchmarks/*.py
 	if [ $${#files[@]} -eq 0 ]; then echo "bench: no benchmarks/*.py"; exit 0; fi; \
 	for f in "$${files[@]}"; do echo "== $$f"; $(PY) "$$f"; done
 
-test: ## All tiers: venv collection lint sanity build-check unit integration molecule (+ ee, in the background)
+test: ## All tiers: venv collection, lint + sanity + build-check side by side, unit integration molecule (+ ee, in the background)
 	@tools/run-tiers.sh --background ee --after collection --before integration \
-	    venv collection lint sanity build-check unit integration molecule
+	    venv collection lint+sanity+build-check unit integration molecule
 
 clean: ## Remove build outputs (keeps .venv and docker images)
 	rm -rf build/dist build/sanity build/images build/ee build/awx-run build/molecule tests/output reports $(SANDBOX_DIR)

@@ -31,12 +31,31 @@ SHARED_CRDS = SHARED_DIR / "crds"
 SANDBOX_CRDS = KUBE_PACKAGE_DIR / "gpuops_kubeapi" / "data" / "crds"
 
 
+# The longest files first (seconds in CI: site about 600, the EE/AWX runs about 500, the driver
+# upgrade 400, the MIG role 270): with --dist loadfile each worker takes whole files in the
+# order given, so a long file taken last runs alone at the end while the other worker idles.
+LONGEST_FIRST = ("test_site_sandbox.py", "test_ee_awx.py", "test_upgrade_driver.py", "test_mig_role.py")
+
+
+def pytest_configure(config):
+    # pytest-xdist would order the files by their number of tests; the order is the hook's below.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 def crd_locations(crds) -> list[Path]:
     """--crds arguments: crds is "all" or a list of CRD file names (upstream naming,
     <group>_<plural>.yaml); each comes from shared/crds when that folder is there, else from the
     sandbox's own CRDs."""
     if crds == "all":
         return [SHARED_CRDS, SANDBOX_CRDS] if SHARED_CRDS.is_dir() else [SANDBOX_CRDS]
+    if crds == "sandbox":  # what a user who cloned the repository alone gets
+        return [SANDBOX_CRDS]
     locations = []
     for name in crds:
         upstream = SHARED_CRDS / name
@@ -45,6 +64,21 @@ def crd_locations(crds) -> list[Path]:
             raise FileNotFoundError(f"no CRD file {name} in {SHARED_CRDS} or {SANDBOX_CRDS}")
         locations.append(location)
     return locations
+
+
+def crd_sources(api_client) -> dict[str, str | None]:
+    """{CRD name: its gpuops.cluster/schema-source} for every custom kind that has a schema of the
+    sandbox's own (data/crds): the kinds a shared/ folder's upstream CRDs would replace. "sandbox"
+    for each one means nothing came from a shared/ folder."""
+    from kubernetes import client
+
+    own = {yaml.safe_load(path.read_text())["metadata"]["name"] for path in sorted(SANDBOX_CRDS.glob("*.yaml"))}
+    served = client.ApiextensionsV1Api(api_client).list_custom_resource_definition().items
+    return {
+        crd.metadata.name: (crd.metadata.annotations or {}).get("gpuops.cluster/schema-source")
+        for crd in served
+        if crd.metadata.name in own
+    }
 
 
 RECAP_LINE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
@@ -198,8 +232,9 @@ def start_kube(
     env: dict[str, str] | None = None,
 ) -> KubeSandbox:
     """Start the stand-in on a free 127.0.0.1 port with its state (snapshot, kubeconfig) in
-    state_dir. crds: "all" (every custom kind the sandbox knows), None, or a list of CRD file names
-    (see crd_locations: upstream when shared/crds is there, else the sandbox's own).
+    state_dir. crds: "all" (every custom kind the sandbox knows), "sandbox" (the sandbox's own
+    CRDs only, as without a shared/ folder), None, or a list of CRD file names (see
+    crd_locations: upstream when shared/crds is there, else the sandbox's own).
     controllers: "all", None, or a list of names (gpu-operator, mig-manager, device-plugin,
     scheduler, olm)."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -220,7 +255,7 @@ def start_kube(
     for location in crd_locations(crds) if crds is not None else []:
         command += ["--crds", str(location)]
     # Where the olm controller finds what an installed operator serves.
-    for location in crd_locations("all"):
+    for location in crd_locations("sandbox" if crds == "sandbox" else "all"):
         command += ["--operator-crds", str(location)]
     if fleet is not None:
         command += ["--fleet", str(fleet)]
@@ -265,17 +300,20 @@ def kube_factory(sandbox, tmp_path):
 
 @pytest.fixture
 def world(sandbox, tmp_path):
-    """The sandbox as `make sandbox-up` brings it up: the fleet, its services (AWS stand-in,
-    DCGM-shaped exporter, a real Prometheus), the Kubernetes API stand-in whose controllers use
-    them, and the seeded objects other tools own (sandbox/seed.py). Every site.yml layer runs.
-    Yields the KubeSandbox; services.json is in the sandbox folder, the inventory reads it."""
+    """The sandbox as `make sandbox-up` brings it up for a user who cloned the repository and
+    has no shared/ folder beside it: the fleet, its services (AWS stand-in, DCGM-shaped
+    exporter, a real Prometheus), the Kubernetes API stand-in serving the sandbox's own CRDs
+    only, whose controllers use the services, and the seeded objects other tools own
+    (sandbox/seed.py). Every site.yml layer runs. Yields the KubeSandbox; services.json is in
+    the sandbox folder, the inventory reads it. (The role and module tests check the same
+    objects against the upstream CRDs.)"""
     services = sandbox_services.up(sandbox["dir"])
     env = {"GPUOPS_SANDBOX_AWS_ENDPOINT": services["aws_endpoint"], **services["aws_env"]}
     if services.get("prometheus_url"):
         env["GPUOPS_SANDBOX_PROMETHEUS_URL"] = services["prometheus_url"]
     server = None
     try:
-        server = start_kube(tmp_path / "kube", fleet=fleet_up.kube_fleet_path(sandbox["dir"]), env=env)
+        server = start_kube(tmp_path / "kube", fleet=fleet_up.kube_fleet_path(sandbox["dir"]), crds="sandbox", env=env)
         sandbox_seed.seed(sandbox["dir"], kubeconfig=server.kubeconfig)
         yield server
     finally:

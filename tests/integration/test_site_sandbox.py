@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 from change_records import changes, recording_env
-from conftest import REPO_ROOT, load_fixture, run_playbook, sandbox_services
+from conftest import REPO_ROOT, crd_sources, load_fixture, run_playbook, sandbox_services
 
 SITE = REPO_ROOT / "playbooks" / "site.yml"
 # Every layer of site.yml: about 4 min a run on 2 idle CPUs; a safety net, not a target.
@@ -49,7 +49,8 @@ def test_site_check_mode_predicts_the_run_every_layer_lands_and_a_second_run_cha
     --check predicts, host by host and object by object, what the real run then changes (and
     itself changes no GPU and writes no report); the real run's results are read back; a second
     run changes nothing. `world` is the sandbox as `make sandbox-up` brings it up (services,
-    seeded objects), so every layer runs."""
+    seeded objects), so every layer runs, with no shared/ folder's CRDs: the run is also the
+    proof that site.yml stands on its own."""
     kube = world
     states = sorted((sandbox["dir"] / "hosts").glob("*/nvml-state.json"))
     before = {str(p): p.read_bytes() for p in states}
@@ -146,6 +147,13 @@ def check_cluster_layers(sandbox, kube, lost_hosts):
     services = json.loads((sandbox["dir"] / "services.json").read_text())
     api = kube.api_client()
     dyn = kube.dynamic()
+
+    # Nothing came from a shared/ folder: every custom kind site.yml used is the sandbox's own.
+    sources = crd_sources(api)
+    assert "clusterpolicies.nvidia.com" in sources and set(sources.values()) == {"sandbox"}, sources
+    custom = client.CustomObjectsApi(api)
+    policy = custom.get_cluster_custom_object("nvidia.com", "v1", "clusterpolicies", "cluster-policy")
+    assert policy["status"]["state"] == "ready", policy.get("status")
 
     # Security baseline: tenant namespaces enforce `restricted`, and are default-deny.
     core = client.CoreV1Api(api)

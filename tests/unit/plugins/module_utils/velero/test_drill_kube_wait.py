@@ -88,7 +88,7 @@ def kube_for(dynamic):
 
 def test_already_done_in_the_list_no_watch_is_opened():
     dynamic = FakeDynamic(listed=[phase("Completed")])
-    kube, _ = kube_for(dynamic)
+    kube = kube_for(dynamic)[0]
     assert kube.watch_until("velero.io/v1", "Restore", "velero", "r", done_phase, 60, "Restore r") == {
         "phase": "Completed"
     }
@@ -104,7 +104,7 @@ def test_watch_starts_at_the_lists_version_skips_bookmarks_and_closes_its_stream
         {"type": "MODIFIED", "raw_object": phase("never read")},
     ]
     dynamic = FakeDynamic(listed=[phase("New")], events=events)
-    kube, _ = kube_for(dynamic)
+    kube = kube_for(dynamic)[0]
     assert kube.watch_until("velero.io/v1", "Restore", "velero", "r", done_phase, 60, "Restore r") == {
         "phase": "Completed"
     }
@@ -117,7 +117,7 @@ def test_deleted_event_is_reported_as_gone():
     dynamic = FakeDynamic(
         listed=[{"metadata": {"name": "ns"}}], events=[{"type": "DELETED", "raw_object": {"metadata": {"name": "ns"}}}]
     )
-    kube, _ = kube_for(dynamic)
+    kube = kube_for(dynamic)[0]
     assert kube.watch_until("v1", "Namespace", None, "ns", lambda obj: obj is None, 60, "ns") is True
 
 
