@@ -33,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 KUBE = ROOT / "sandbox" / "kube"
-sys.path.insert(0, str(ROOT / "tests"))  # the objects the Velero tests create too
+sys.path.insert(0, str(ROOT / "tests" / "helpers"))  # the objects the Velero tests create too
 
 import velero_objects  # noqa: E402
 

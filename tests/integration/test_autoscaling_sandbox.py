@@ -22,7 +22,7 @@ from conftest import REPO_ROOT, start_kube
 
 sys.path.insert(0, str(REPO_ROOT / "sandbox" / "metrics"))
 sys.path.insert(0, str(REPO_ROOT / "build" / "collections"))
-sys.path.insert(0, str(REPO_ROOT / "tests"))  # the helpers both test tiers share
+sys.path.insert(0, str(REPO_ROOT / "tests" / "helpers"))  # the helpers both test tiers share
 
 from ansible_collections.gpuops.cluster.plugins.module_utils.karpenter.instances import lookup  # noqa: E402
 from ansible_collections.gpuops.cluster.plugins.module_utils.karpenter.runner import plan as pool_plan  # noqa: E402

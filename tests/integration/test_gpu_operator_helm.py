@@ -15,7 +15,7 @@ import sys
 import pytest
 from conftest import REPO_ROOT, VENV_BIN, run_playbook
 
-sys.path.insert(0, str(REPO_ROOT / "tests"))  # the helpers both test tiers share
+sys.path.insert(0, str(REPO_ROOT / "tests" / "helpers"))  # the helpers both test tiers share
 
 from sandbox_charts import chart_repository, helm_env, pinned_chart_version  # noqa: E402
 

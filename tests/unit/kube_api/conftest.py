@@ -33,8 +33,8 @@ requires_shared_crds = pytest.mark.skipif(
     reason=f"upstream CRDs not found at {SHARED_CRDS} (set GPUOPS_SHARED_DIR)",
 )
 
-# sandbox/kube for the stand-in's package; tests/ for the helpers both test tiers share.
-for _path in (KUBE_PACKAGE_DIR, REPO_ROOT / "tests"):
+# sandbox/kube for the stand-in's package; tests/helpers for the helpers both test tiers share.
+for _path in (KUBE_PACKAGE_DIR, REPO_ROOT / "tests" / "helpers"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 

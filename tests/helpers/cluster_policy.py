@@ -1,7 +1,7 @@
 """The GPU Operator's ClusterPolicy as the tests of both tiers create it in the Kubernetes API
 stand-in: a minimal spec (the driver off, the other components with empty settings, the MIG
 manager with an empty default config), to which a test adds what it needs. The unit tier
-(tests/unit/kube_api/conftest.py) puts tests/ on sys.path; the integration tests that use this
+(tests/unit/kube_api/conftest.py) puts tests/helpers on sys.path; the integration tests that use this
 module add it themselves."""
 
 from __future__ import annotations

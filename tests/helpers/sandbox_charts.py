@@ -3,8 +3,8 @@
 
 No chart repository is reachable here, so sandbox/charts/repo.py serves the sandbox's charts on
 127.0.0.1 at the version a role pins, and helm keeps its configuration, cache and repositories in
-the test's folder (HELM_*_HOME). The unit tier (tests/unit/kube_api/conftest.py) puts tests/ on
-sys.path; the integration tests that use this module add it themselves."""
+the test's folder (HELM_*_HOME). The unit tier (tests/unit/kube_api/conftest.py) puts
+tests/helpers on sys.path; the integration tests that use this module add it themselves."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 the Kubernetes API stand-in: a BackupStorageLocation on an S3 bucket in us-east-1, a Backup of
 namespaces labelled as a Schedule's, and the GPU Deployment such a backup carries. Plain dicts,
 no test framework: benchmarks/dr_drill.py imports this module too (for the unit tier,
-tests/unit/kube_api/conftest.py puts tests/ on sys.path)."""
+tests/unit/kube_api/conftest.py puts tests/helpers on sys.path)."""
 
 from __future__ import annotations
 
