@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # tests/helpers/ -> the repository
 REPO_SERVER = REPO_ROOT / "sandbox" / "charts" / "repo.py"
 
 
