@@ -33,7 +33,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 KUBE = ROOT / "sandbox" / "kube"
-GROUP, VERSION, NS = "velero.io", "v1", "velero"
+sys.path.insert(0, str(ROOT / "tests" / "helpers"))  # the objects the Velero tests create too
+
+import velero_objects  # noqa: E402
+
+GROUP, VERSION = velero_objects.GROUP, velero_objects.VERSION
+NS = "velero"
 
 
 def start_moto():
@@ -122,25 +127,8 @@ def main() -> None:
         for index in range(configmaps):
             core.create_namespaced_config_map(prod, {"metadata": {"name": f"cm-{index}"}, "data": {"i": str(index)}})
         for index in range(deployments):
-            labels = {"app": f"d{index}"}
-            apps.create_namespaced_deployment(
-                prod,
-                {
-                    "metadata": {"name": f"d-{index}"},
-                    "spec": {
-                        "replicas": 1,
-                        "selector": {"matchLabels": labels},
-                        "template": {
-                            "metadata": {"labels": labels},
-                            "spec": {
-                                "containers": [
-                                    {"name": "main", "image": "x:1", "resources": {"limits": {"nvidia.com/gpu": "1"}}}
-                                ]
-                            },
-                        },
-                    },
-                },
-            )
+            deployment = velero_objects.gpu_deployment(f"d-{index}", app=f"d{index}", image="x:1", gpus=1)
+            apps.create_namespaced_deployment(prod, deployment)
         for index in range(services):
             core.create_namespaced_service(
                 prod, {"metadata": {"name": f"s-{index}"}, "spec": {"ports": [{"port": 80}], "selector": {"app": "x"}}}
@@ -149,23 +137,8 @@ def main() -> None:
             f"objects: {count} in namespace {prod} ({configmaps} ConfigMaps, {deployments} Deployments, "
             f"{services} Services, the Namespace); created in {time.perf_counter() - started:.1f} s"
         )
-        custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            NS,
-            "backupstoragelocations",
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "BackupStorageLocation",
-                "metadata": {"name": "default"},
-                "spec": {
-                    "provider": "aws",
-                    "default": True,
-                    "objectStorage": {"bucket": bucket},
-                    "config": {"region": "us-east-1"},
-                },
-            },
-        )
+        location = velero_objects.storage_location("default", bucket, default=True)
+        custom.create_namespaced_custom_object(GROUP, VERSION, NS, "backupstoragelocations", location)
 
         def phase(plural, name):
             obj = custom.get_namespaced_custom_object(GROUP, VERSION, NS, plural, name)
@@ -173,18 +146,8 @@ def main() -> None:
 
         wait(lambda: phase("backupstoragelocations", "default") == "Available")
         started = time.perf_counter()
-        custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            NS,
-            "backups",
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "Backup",
-                "metadata": {"name": "bench", "labels": {"velero.io/schedule-name": "bench"}},
-                "spec": {"includedNamespaces": [prod]},
-            },
-        )
+        backup = velero_objects.backup("bench", [prod], "bench")
+        custom.create_namespaced_custom_object(GROUP, VERSION, NS, "backups", backup)
         wait(lambda: phase("backups", "bench") in ("Completed", "PartiallyFailed", "Failed"))
         print(f"backup: {phase('backups', 'bench')} in {time.perf_counter() - started:.2f} s")
 

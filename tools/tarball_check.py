@@ -27,6 +27,7 @@ FORBIDDEN = (
     "awx",
     "inventories/sandbox",
     "tests/unit",
+    "tests/helpers",
     "tests/integration",
     "tests/output",
     "Makefile",

@@ -22,11 +22,13 @@ from conftest import REPO_ROOT, start_kube
 
 sys.path.insert(0, str(REPO_ROOT / "sandbox" / "metrics"))
 sys.path.insert(0, str(REPO_ROOT / "build" / "collections"))
+sys.path.insert(0, str(REPO_ROOT / "tests" / "helpers"))  # the helpers both test tiers share
 
 from ansible_collections.gpuops.cluster.plugins.module_utils.karpenter.instances import lookup  # noqa: E402
 from ansible_collections.gpuops.cluster.plugins.module_utils.karpenter.runner import plan as pool_plan  # noqa: E402
 from ansible_collections.gpuops.cluster.plugins.module_utils.karpenter.spec import validate_params  # noqa: E402
 from ansible_collections.gpuops.cluster.plugins.plugin_utils.autoscaling import plan  # noqa: E402
+from cluster_policy import cluster_policy  # noqa: E402
 from gpuops_metrics.prometheus import PrometheusServer, find_binary  # noqa: E402
 
 CONTROLLERS = [
@@ -64,6 +66,25 @@ def wait(predicate, timeout=120.0, message=""):
         if time.monotonic() > deadline:
             raise AssertionError(message() if callable(message) else message or "not reached in time")
         time.sleep(0.25)
+
+
+def _inference(deployment, namespace, node_group, metric):
+    """An inference entry of the autoscaling plan: up to 6 replicas, one per 5 requests waiting
+    in `metric` (polled every second), scaled down within seconds."""
+    return {
+        "deployment": deployment,
+        "namespace": namespace,
+        "node_group": node_group,
+        "max_replicas": 6,
+        "polling_interval": 1,
+        "behavior": {
+            "scaleDown": {
+                "stabilizationWindowSeconds": 2,
+                "policies": [{"type": "Percent", "value": 100, "periodSeconds": 1}],
+            }
+        },
+        "triggers": [{"kind": "queue_depth", "metric": metric, "target": 5, "query": f"sum({metric})"}],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -133,29 +154,7 @@ def test_load_scales_pods_then_nodes_and_back(stack):
                     "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
                 }
             ],
-            "inference": [
-                {
-                    "deployment": "llm",
-                    "namespace": "default",
-                    "node_group": "a100",
-                    "max_replicas": 6,
-                    "polling_interval": 1,
-                    "behavior": {
-                        "scaleDown": {
-                            "stabilizationWindowSeconds": 2,
-                            "policies": [{"type": "Percent", "value": 100, "periodSeconds": 1}],
-                        }
-                    },
-                    "triggers": [
-                        {
-                            "kind": "queue_depth",
-                            "metric": "llm_queue_depth",
-                            "target": 5,
-                            "query": "sum(llm_queue_depth)",
-                        }
-                    ],
-                }
-            ],
+            "inference": [_inference("llm", "default", "a100", "llm_queue_depth")],
         }
     )
     assert rendered["errors"] == []
@@ -230,18 +229,6 @@ def test_load_scales_pods_then_nodes_and_back(stack):
     assert running() == gpu_nodes()
 
 
-BASE_POLICY = {
-    "operator": {},
-    "daemonsets": {},
-    "dcgm": {},
-    "dcgmExporter": {},
-    "devicePlugin": {},
-    "driver": {"enabled": False},
-    "gfd": {},
-    "nodeStatusExporter": {},
-    "toolkit": {},
-    "migManager": {"config": {"default": ""}},
-}
 POOL = "cloud-a100"
 CLOUD_TAINT = {"key": "gpuops.io/cloud", "value": "true", "effect": "NoSchedule"}
 DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
@@ -271,14 +258,7 @@ def test_cloud_load_launches_karpenter_gpu_nodes_then_consolidates_within_budget
     api = kube.api_client()
     core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
     dynamic = kube.dynamic()
-    dynamic.resources.get(api_version="nvidia.com/v1", kind="ClusterPolicy").create(
-        body={
-            "apiVersion": "nvidia.com/v1",
-            "kind": "ClusterPolicy",
-            "metadata": {"name": "cluster-policy"},
-            "spec": BASE_POLICY,
-        }
-    )
+    dynamic.resources.get(api_version="nvidia.com/v1", kind="ClusterPolicy").create(body=cluster_policy())
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="serving")))
 
     # The pool as karpenter_pool renders it, its instance type resolved against moto's EC2.
@@ -309,29 +289,7 @@ def test_cloud_load_launches_karpenter_gpu_nodes_then_consolidates_within_budget
         {
             "prometheus_url": "http://prometheus.monitoring.svc:9090",
             "node_groups": [{"name": POOL, "platform": "cloud"}],
-            "inference": [
-                {
-                    "deployment": "vllm",
-                    "namespace": "serving",
-                    "node_group": POOL,
-                    "max_replicas": 6,
-                    "polling_interval": 1,
-                    "behavior": {
-                        "scaleDown": {
-                            "stabilizationWindowSeconds": 2,
-                            "policies": [{"type": "Percent", "value": 100, "periodSeconds": 1}],
-                        }
-                    },
-                    "triggers": [
-                        {
-                            "kind": "queue_depth",
-                            "metric": "vllm_queue_depth",
-                            "target": 5,
-                            "query": "sum(vllm_queue_depth)",
-                        }
-                    ],
-                }
-            ],
+            "inference": [_inference("vllm", "serving", POOL, "vllm_queue_depth")],
         }
     )
     assert rendered["errors"] == [] and rendered["machine_deployments"] == []

@@ -10,17 +10,18 @@ configuration, cache and repositories in the test's folder (HELM_*_HOME).
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 
 import pytest
-import yaml
 from conftest import REPO_ROOT, VENV_BIN, run_playbook
+
+sys.path.insert(0, str(REPO_ROOT / "tests" / "helpers"))  # the helpers both test tiers share
+
+from sandbox_charts import chart_repository, helm_env, pinned_chart_version  # noqa: E402
 
 PLAYBOOK = REPO_ROOT / "tests" / "integration" / "playbooks" / "gpu_operator_cluster.yml"
 HELM = VENV_BIN / "helm"
+CHART_VERSION = pinned_chart_version("gpu_operator", "gpu_operator_chart_version")
 CONTROL_PLANE = "cpu-01"
 RELEASE = "gpu-operator"
 NAMESPACE = "gpu-operator"
@@ -28,46 +29,11 @@ NAMESPACE = "gpu-operator"
 pytestmark = pytest.mark.skipif(not HELM.exists(), reason=f"no helm binary at {HELM}: run `make helm` (tools/helm.sh)")
 
 
-def _pinned_chart_version() -> str:
-    defaults = yaml.safe_load((REPO_ROOT / "roles" / "gpu_operator" / "defaults" / "main.yml").read_text())
-    return defaults["gpu_operator_chart_version"]
-
-
 @pytest.fixture
 def chart_repo(tmp_path):
     """The sandbox chart repository on 127.0.0.1 (started here, stopped by its PID)."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO_ROOT / "sandbox" / "charts" / "repo.py"),
-            "--dir",
-            str(tmp_path / "charts"),
-            "--chart",
-            f"gpu-operator={_pinned_chart_version()}",
-            "--helm",
-            str(HELM),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    line = process.stdout.readline()
-    if "serving" not in line:
-        process.kill()
-        process.wait()
-        raise RuntimeError(f"chart repository did not start: {line!r}")
-    yield line.rsplit(" ", 1)[-1].strip()
-    os.kill(process.pid, signal.SIGTERM)
-    process.wait(timeout=20)
-
-
-def _helm_env(tmp_path) -> dict[str, str]:
-    home = tmp_path / "helm"
-    return {
-        "HELM_CONFIG_HOME": str(home / "config"),
-        "HELM_CACHE_HOME": str(home / "cache"),
-        "HELM_DATA_HOME": str(home / "data"),
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
+    with chart_repository(tmp_path / "charts", "gpu-operator", CHART_VERSION, HELM) as url:
+        yield url
 
 
 def _releases(core):
@@ -87,7 +53,7 @@ def test_helm_install_rerun_upgrade_and_check_mode(sandbox, kube_factory, chart_
     # No CRDs at start: the chart brings the ClusterPolicy CRD (crds/), as upstream's does.
     kube = kube_factory(crds=None)
     core = client.CoreV1Api(kube.api_client())
-    env = {**sandbox["env"], **kube.env, **_helm_env(tmp_path)}
+    env = {**sandbox["env"], **kube.env, **helm_env(tmp_path / "helm", HELM)}
     helm_mode = ["-e", "gpu_operator_install_mode=helm", "-e", f"gpu_operator_helm_repo_url={chart_repo}"]
 
     def run(*extra):
@@ -113,7 +79,7 @@ def test_helm_install_rerun_upgrade_and_check_mode(sandbox, kube_factory, chart_
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     ]
     assert policy["status"]["state"] == "ready"  # the role waited for it
-    assert f"GPU Operator {_pinned_chart_version()}" in installed.stdout
+    assert f"GPU Operator {CHART_VERSION}" in installed.stdout
     # The operator's Deployment rolled out with a real (simulated) pod.
     operator = kube.wait_for(
         lambda: (

@@ -33,8 +33,10 @@ requires_shared_crds = pytest.mark.skipif(
     reason=f"upstream CRDs not found at {SHARED_CRDS} (set GPUOPS_SHARED_DIR)",
 )
 
-if str(KUBE_PACKAGE_DIR) not in sys.path:
-    sys.path.insert(0, str(KUBE_PACKAGE_DIR))
+# sandbox/kube for the stand-in's package; tests/helpers for the helpers both test tiers share.
+for _path in (KUBE_PACKAGE_DIR, REPO_ROOT / "tests" / "helpers"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 
 class RunningServer:
@@ -172,14 +174,18 @@ PLAYBOOKS = REPO_ROOT / "tests" / "unit" / "kube_api" / "playbooks"
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 
 
-def run_playbook(server, playbook, **extra_vars):
-    """ansible-playbook on localhost with K8S_AUTH_KUBECONFIG pointing at `server`."""
-    env = dict(
-        os.environ,
-        K8S_AUTH_KUBECONFIG=str(server.kubeconfig),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-    )
+def ansible_playbook(kubeconfig, playbook, *args, extra_vars, env=None):
+    """ansible-playbook `playbook` on localhost (local connection, this Python) with
+    K8S_AUTH_KUBECONFIG pointing at `kubeconfig` (a KUBECONFIG of the caller's dropped), `args`,
+    `extra_vars` as one JSON -e and `env` on top of os.environ: the finished process, unchecked
+    (the callers assert)."""
+    env = {
+        **os.environ,
+        "K8S_AUTH_KUBECONFIG": str(kubeconfig),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        **(env or {}),
+    }
     env.pop("KUBECONFIG", None)
     command = [
         str(ANSIBLE_PLAYBOOK),
@@ -187,13 +193,19 @@ def run_playbook(server, playbook, **extra_vars):
         "localhost,",
         "-c",
         "local",
-        str(PLAYBOOKS / playbook),
+        str(playbook),
+        *args,
         "-e",
         json.dumps(extra_vars),
     ]
-    result = subprocess.run(
+    return subprocess.run(
         command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
     )
+
+
+def run_playbook(server, playbook, **extra_vars):
+    """ansible-playbook on localhost with K8S_AUTH_KUBECONFIG pointing at `server`."""
+    result = ansible_playbook(server.kubeconfig, PLAYBOOKS / playbook, extra_vars=extra_vars)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "failed=0" in result.stdout
     return result
@@ -275,11 +287,14 @@ def cluster_namespace(cluster_api):
         pass
 
 
-def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05):
+def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05, what: str = "condition"):
+    """Poll `predicate` every `interval` s until it returns something truthy (returned); after
+    `timeout` s fail naming `what`, the timeout and the last value."""
     deadline = time.monotonic() + timeout
+    last = None
     while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
+        last = predicate()
+        if last:
+            return last
         time.sleep(interval)
-    raise AssertionError("condition not met in time")
+    raise AssertionError(f"{what} not met in {timeout}s (last: {last!r})")

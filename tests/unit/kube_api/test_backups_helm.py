@@ -11,21 +11,17 @@ the schedule's first backup completes; a rerun changes nothing."""
 from __future__ import annotations
 
 import base64
-import json
-import os
-import signal
-import subprocess
-import sys
 import uuid
 
 import pytest
-import yaml
 
 import velero_env
-from conftest import ANSIBLE_PLAYBOOK, PLAYBOOKS, REPO_ROOT
+from conftest import PLAYBOOKS, REPO_ROOT, ansible_playbook
+from sandbox_charts import chart_repository, helm_env, pinned_chart_version
 from velero_env import CREDS, GROUP, NS, VERSION
 
 HELM = REPO_ROOT / ".venv" / "bin" / "helm"
+CHART_VERSION = pinned_chart_version("backups", "backups_helm_chart_version")
 pytestmark = pytest.mark.skipif(
     not HELM.exists(), reason=f"no helm binary at {HELM}: run `make helm`"
 )
@@ -34,64 +30,20 @@ s3_endpoint, s3, velero_server = velero_env.s3_endpoint, velero_env.s3, velero_e
 api, core, custom = velero_env.api, velero_env.core, velero_env.custom
 
 
-def _pinned_chart_version() -> str:
-    defaults = yaml.safe_load(
-        (REPO_ROOT / "roles" / "backups" / "defaults" / "main.yml").read_text()
-    )
-    return defaults["backups_helm_chart_version"]
-
-
 @pytest.fixture
 def chart_repo(tmp_path):
     """The sandbox chart repository on 127.0.0.1 (started here, stopped by its PID)."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO_ROOT / "sandbox" / "charts" / "repo.py"),
-            "--dir",
-            str(tmp_path / "charts"),
-            "--chart",
-            f"velero={_pinned_chart_version()}",
-            "--helm",
-            str(HELM),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    line = process.stdout.readline()
-    if "serving" not in line:
-        process.kill()
-        process.wait()
-        raise RuntimeError(f"chart repository did not start: {line!r}")
-    yield line.rsplit(" ", 1)[-1].strip()
-    os.kill(process.pid, signal.SIGTERM)
-    process.wait(timeout=20)
+    with chart_repository(tmp_path / "charts", "velero", CHART_VERSION, HELM) as url:
+        yield url
 
 
 def _run(server, tmp_path, *args, **extra_vars):
-    home = tmp_path / "helm"
-    env = dict(
-        os.environ,
-        K8S_AUTH_KUBECONFIG=str(server.kubeconfig),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-        HELM_CONFIG_HOME=str(home / "config"),
-        HELM_CACHE_HOME=str(home / "cache"),
-        HELM_DATA_HOME=str(home / "data"),
-        PATH=f"{HELM.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    )
-    env.pop("KUBECONFIG", None)
-    command = [
-        str(ANSIBLE_PLAYBOOK),
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        str(PLAYBOOKS / "backups_helm.yml"),
-    ]
-    command += [*args, "-e", json.dumps(extra_vars)]
-    return subprocess.run(
-        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    return ansible_playbook(
+        server.kubeconfig,
+        PLAYBOOKS / "backups_helm.yml",
+        *args,
+        extra_vars=extra_vars,
+        env=helm_env(tmp_path / "helm", HELM),
     )
 
 
@@ -112,7 +64,7 @@ def test_backups_role_installs_velero_by_helm(
         names,
         repo_name=f"r{uuid.uuid4().hex[:6]}",
         repo_url=chart_repo,
-        chart_version=_pinned_chart_version(),
+        chart_version=CHART_VERSION,
         bucket=bucket,
         workload_ns=ns,
         access_key=CREDS["AWS_ACCESS_KEY_ID"],

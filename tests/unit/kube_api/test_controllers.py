@@ -17,24 +17,14 @@ import yaml
 from kubernetes import client, config
 from kubernetes.dynamic import DynamicClient
 
+from cluster_policy import cluster_policy
 from conftest import CRDS, REPO_ROOT, start_server, stop_server
+from conftest import wait_for as poll
 
 FIXTURES = REPO_ROOT / "sandbox" / "fixtures"
 MODELS = yaml.safe_load((REPO_ROOT / "sandbox/python/gpuops_sim/data/gpu_models.yml").read_text())
 SIM_ENV = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "sandbox" / "python"))
 CLUSTER_POLICY_CRD = CRDS / "nvidia.com_clusterpolicies.yaml"
-BASE_POLICY = {
-    "operator": {},
-    "daemonsets": {},
-    "dcgm": {},
-    "dcgmExporter": {},
-    "devicePlugin": {},
-    "driver": {"enabled": False},
-    "gfd": {},
-    "nodeStatusExporter": {},
-    "toolkit": {},
-    "migManager": {"config": {"default": ""}},
-}
 
 
 def fixture_doc(name: str) -> dict:
@@ -70,13 +60,7 @@ class Cluster:
 
     def policy(self, **spec):
         resource = self.dynamic.resources.get(api_version="nvidia.com/v1", kind="ClusterPolicy")
-        body = {
-            "apiVersion": "nvidia.com/v1",
-            "kind": "ClusterPolicy",
-            "metadata": {"name": "cluster-policy"},
-            "spec": {**BASE_POLICY, **spec},
-        }
-        return resource.create(body=body)
+        return resource.create(body=cluster_policy(**spec))
 
     def read_policy(self):
         resource = self.dynamic.resources.get(api_version="nvidia.com/v1", kind="ClusterPolicy")
@@ -84,14 +68,7 @@ class Cluster:
 
 
 def wait_for(predicate, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not met in {timeout}s (last: {last!r})")
+    return poll(predicate, timeout, interval=0.1, what=what)
 
 
 @pytest.fixture

@@ -4,17 +4,17 @@ rerun reports changed=0."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from conftest import REPO_ROOT, SANDBOX_CRDS, api_client_for, start_server, stop_server
+from conftest import (
+    REPO_ROOT,
+    SANDBOX_CRDS,
+    ansible_playbook,
+    api_client_for,
+    start_server,
+    stop_server,
+)
 
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 PLAYBOOK = """
 - name: Karpenter pools of the autoscaling role
   hosts: localhost
@@ -42,32 +42,19 @@ def _play(tmp_path, kubeconfig, endpoint, pools, check=False):
     playbook = tmp_path / "karpenter.yml"
     playbook.write_text(PLAYBOOK)
     env = dict(
-        os.environ,
-        K8S_AUTH_KUBECONFIG=str(kubeconfig),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
         ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / "build" / "collections"),
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
         AWS_DEFAULT_REGION="us-east-1",
     )
-    env.pop("KUBECONFIG", None)
     for pool in pools:
         pool.setdefault("endpoint_url", endpoint)
-    command = [
-        str(ANSIBLE_PLAYBOOK),
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        str(playbook),
-        "-e",
-        json.dumps({"autoscaling_karpenter_pools": pools}),
-    ]
-    if check:
-        command += ["--check", "--diff"]
-    result = subprocess.run(
-        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    result = ansible_playbook(
+        kubeconfig,
+        playbook,
+        *(["--check", "--diff"] if check else []),
+        extra_vars={"autoscaling_karpenter_pools": pools},
+        env=env,
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
     return result.stdout

@@ -10,34 +10,17 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from cluster_policy import cluster_policy
 from conftest import SANDBOX_CRDS, api_client_for, start_server, stop_server
+from conftest import wait_for as poll
 
-BASE_POLICY = {
-    "operator": {},
-    "daemonsets": {},
-    "dcgm": {},
-    "dcgmExporter": {},
-    "devicePlugin": {},
-    "driver": {"enabled": False},
-    "gfd": {},
-    "nodeStatusExporter": {},
-    "toolkit": {},
-    "migManager": {"config": {"default": ""}},
-}
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 NODE_GRACE = 8  # the NodePool's terminationGracePeriod, seconds
 POD_GRACE = 3  # the training pod's terminationGracePeriodSeconds
 
 
 def wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not met in {timeout}s (last: {last!r})")
+    return poll(predicate, timeout, interval=0.2, what=what)
 
 
 def _history(dyn, api_version, kind, resource_version):
@@ -128,12 +111,7 @@ def cluster(tmp_path, monkeypatch):
     dyn = dynamic.DynamicClient(api)
     core = client.CoreV1Api(api)
     dyn.resources.get(api_version="nvidia.com/v1", kind="ClusterPolicy").create(
-        body={
-            "apiVersion": "nvidia.com/v1",
-            "kind": "ClusterPolicy",
-            "metadata": {"name": "cluster-policy"},
-            "spec": BASE_POLICY,
-        }
+        body=cluster_policy()
     )
     yield dyn, core
     api.close()
@@ -302,12 +280,7 @@ def test_spot_interruption_replaces_the_node_and_moves_the_training_pod(tmp_path
         dyn = dynamic.DynamicClient(api)
         core = client.CoreV1Api(api)
         dyn.resources.get(api_version="nvidia.com/v1", kind="ClusterPolicy").create(
-            body={
-                "apiVersion": "nvidia.com/v1",
-                "kind": "ClusterPolicy",
-                "metadata": {"name": "cluster-policy"},
-                "spec": BASE_POLICY,
-            }
+            body=cluster_policy()
         )
         body = _pool("spot", ["p4d.24xlarge"], 16)
         body["spec"]["template"]["spec"]["terminationGracePeriod"] = "%ds" % NODE_GRACE

@@ -19,7 +19,9 @@ import pytest
 import yaml
 from kubernetes import client, config
 
+from cluster_policy import cluster_policy
 from conftest import CRDS, REPO_ROOT, start_server, stop_server
+from conftest import wait_for as poll
 
 sys.path.insert(0, str(REPO_ROOT / "sandbox" / "metrics"))
 
@@ -52,14 +54,7 @@ PLUGIN_CONFIG = {
 
 
 def wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not met in {timeout}s (last: {last!r})")
+    return poll(predicate, timeout, interval=0.1, what=what)
 
 
 class Env:
@@ -164,25 +159,11 @@ def env(tmp_path_factory):
         client.V1ConfigMap(metadata=client.V1ObjectMeta(name="plugin-config"), data=PLUGIN_CONFIG),
     )
     policies = client.CustomObjectsApi(env.core.api_client)
-    spec = {
-        **{k: {} for k in ("operator", "daemonsets", "dcgm", "dcgmExporter", "gfd")},
-        **{k: {} for k in ("nodeStatusExporter", "toolkit")},
-        "driver": {"enabled": False},
-        "mig": {"strategy": "mixed"},
-        "migManager": {"config": {"default": ""}},
-        "devicePlugin": {"config": {"name": "plugin-config", "default": "plain"}},
-    }
-    policies.create_cluster_custom_object(
-        "nvidia.com",
-        "v1",
-        "clusterpolicies",
-        {
-            "apiVersion": "nvidia.com/v1",
-            "kind": "ClusterPolicy",
-            "metadata": {"name": "cluster-policy"},
-            "spec": spec,
-        },
+    policy = cluster_policy(
+        mig={"strategy": "mixed"},
+        devicePlugin={"config": {"name": "plugin-config", "default": "plain"}},
     )
+    policies.create_cluster_custom_object("nvidia.com", "v1", "clusterpolicies", policy)
     wait_for(
         lambda: (
             "nvidia.com/mig-1g.10gb" in (env.core.read_node(MIG_NODE).status.allocatable or {})

@@ -18,6 +18,7 @@ import uuid
 import pytest
 
 import velero_env
+import velero_objects
 from conftest import REPO_ROOT, wait_for
 from velero_env import GROUP, NS, VERSION
 
@@ -49,62 +50,17 @@ def backed_up(custom, core, s3):
     core.create_namespace({"metadata": {"name": ns}})
     for name in ("a", "b"):
         core.create_namespaced_config_map(ns, {"metadata": {"name": name}, "data": {"k": name}})
-    labels = {"app": "t"}
-    client.AppsV1Api(core.api_client).create_namespaced_deployment(
-        ns,
-        {
-            "metadata": {"name": "trainer"},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "main",
-                                "image": "t:1",
-                                "resources": {"limits": {"nvidia.com/gpu": "1"}},
-                            }
-                        ]
-                    },
-                },
-            },
-        },
-    )
+    trainer = velero_objects.gpu_deployment("trainer", app="t", image="t:1", gpus=1)
+    client.AppsV1Api(core.api_client).create_namespaced_deployment(ns, trainer)
     bucket = f"b-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=bucket)
     bsl = f"l-{uuid.uuid4().hex[:6]}"
-    custom.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        NS,
-        "backupstoragelocations",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "BackupStorageLocation",
-            "metadata": {"name": bsl},
-            "spec": {
-                "provider": "aws",
-                "objectStorage": {"bucket": bucket, "prefix": "pfx"},
-                "config": {"region": "us-east-1"},
-            },
-        },
-    )
+    location = velero_objects.storage_location(bsl, bucket, prefix="pfx")
+    custom.create_namespaced_custom_object(GROUP, VERSION, NS, "backupstoragelocations", location)
     wait_for(lambda: status("backupstoragelocations", bsl).get("phase") == "Available", 20)
     name = f"bk-{uuid.uuid4().hex[:6]}"
-    custom.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        NS,
-        "backups",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "Backup",
-            "metadata": {"name": name, "labels": {"velero.io/schedule-name": f"s-{ns}"}},
-            "spec": {"includedNamespaces": [ns], "storageLocation": bsl},
-        },
-    )
+    backup = velero_objects.backup(name, [ns], f"s-{ns}", bsl)
+    custom.create_namespaced_custom_object(GROUP, VERSION, NS, "backups", backup)
     wait_for(lambda: status("backups", name).get("phase") == "Completed", 20)
     return {"ns": ns, "bucket": bucket, "backup": name}
 

@@ -7,13 +7,11 @@ drill whose restore fails half-way (stops there, production untouched)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 
 import velero_env
-from conftest import ANSIBLE_PLAYBOOK, REPO_ROOT, run_playbook, wait_for
+import velero_objects
+from conftest import REPO_ROOT, ansible_playbook, run_playbook, wait_for
 from velero_env import CREDS, GROUP, NS, VERSION
 
 s3_endpoint, s3, velero_server = velero_env.s3_endpoint, velero_env.s3, velero_env.velero_server
@@ -22,27 +20,7 @@ DRILL = REPO_ROOT / "playbooks" / "dr_drill.yml"
 
 
 def drill(server, *args, **extra_vars):
-    env = dict(
-        os.environ,
-        K8S_AUTH_KUBECONFIG=str(server.kubeconfig),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-    )
-    env.pop("KUBECONFIG", None)
-    command = [
-        str(ANSIBLE_PLAYBOOK),
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        str(DRILL),
-        *args,
-        "-e",
-        json.dumps(extra_vars),
-    ]
-    return subprocess.run(
-        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
+    return ansible_playbook(server.kubeconfig, DRILL, *args, extra_vars=extra_vars)
 
 
 def report(directory):
@@ -67,39 +45,16 @@ def production(core, with_restore_fault=False):
                 }
             },
         )
-    client.AppsV1Api(core.api_client).create_namespaced_deployment(
-        ns,
-        {
-            "metadata": {"name": "trainer"},
-            "spec": {
-                "replicas": 2,
-                "selector": {"matchLabels": {"app": "trainer"}},
-                "template": {
-                    "metadata": {"labels": {"app": "trainer"}},
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "main",
-                                "image": "trainer:1",
-                                "resources": {"limits": {"nvidia.com/gpu": "2"}},
-                            }
-                        ]
-                    },
-                },
-            },
-        },
+    trainer = velero_objects.gpu_deployment(
+        "trainer", app="trainer", image="trainer:1", gpus=2, replicas=2
     )
+    client.AppsV1Api(core.api_client).create_namespaced_deployment(ns, trainer)
     return ns
 
 
 def backup_of(custom, ns, bsl):
     name = f"bk-{uuid.uuid4().hex[:6]}"
-    body = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Backup",
-        "metadata": {"name": name, "labels": {"velero.io/schedule-name": f"sched-{ns}"}},
-        "spec": {"includedNamespaces": [ns], "storageLocation": bsl},
-    }
+    body = velero_objects.backup(name, [ns], f"sched-{ns}", bsl)
     custom.create_namespaced_custom_object(GROUP, VERSION, NS, "backups", body)
 
     def done():
@@ -114,16 +69,7 @@ def location(custom, s3):
     bucket = f"b-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=bucket)
     name = f"l-{uuid.uuid4().hex[:6]}"
-    body = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "BackupStorageLocation",
-        "metadata": {"name": name},
-        "spec": {
-            "provider": "aws",
-            "objectStorage": {"bucket": bucket},
-            "config": {"region": "us-east-1"},
-        },
-    }
+    body = velero_objects.storage_location(name, bucket)
     custom.create_namespaced_custom_object(GROUP, VERSION, NS, "backupstoragelocations", body)
     wait_for(
         lambda: (
@@ -154,6 +100,18 @@ def plan(ns):
             "smoke_checks": [{"kind": "ConfigMap", "namespace": ns, "name": "settings"}],
         }
     }
+
+
+def executed_drill(server, ns, report_dir):
+    """The sandbox plan of `ns` drilled for real (dr_drill_execute), comparing KINDS."""
+    return drill(
+        server,
+        dr_drill_plan="sandbox",
+        dr_drill_plans=plan(ns),
+        dr_drill_report_dir=str(report_dir),
+        dr_drill_execute=True,
+        dr_drill_compare_kinds=KINDS,
+    )
 
 
 def test_backups_role(velero_server, core, s3):
@@ -201,14 +159,7 @@ def test_drill_dry_run_then_executed(velero_server, core, custom, s3, tmp_path):
     )
     done = tmp_path / "done"
     with velero_env.presigned_urls_readable():
-        result = drill(
-            velero_server,
-            dr_drill_plan="sandbox",
-            dr_drill_plans=plan(ns),
-            dr_drill_report_dir=str(done),
-            dr_drill_execute=True,
-            dr_drill_compare_kinds=KINDS,
-        )
+        result = executed_drill(velero_server, ns, done)
     assert result.returncode == 0, result.stdout[-6000:]
     executed, text = report(done)
     assert executed["mode"] == "execute" and executed["failed_step"] is None, executed
@@ -236,14 +187,7 @@ def test_drill_dry_run_then_executed(velero_server, core, custom, s3, tmp_path):
 def test_drill_restore_failing_half_way(velero_server, core, custom, s3, tmp_path):
     ns = production(core, with_restore_fault=True)
     backup_of(custom, ns, location(custom, s3))
-    result = drill(
-        velero_server,
-        dr_drill_plan="sandbox",
-        dr_drill_plans=plan(ns),
-        dr_drill_report_dir=str(tmp_path),
-        dr_drill_execute=True,
-        dr_drill_compare_kinds=KINDS,
-    )
+    result = executed_drill(velero_server, ns, tmp_path)
     assert result.returncode != 0
     failed, text = report(tmp_path)
     assert failed["failed_step"] == "restore" and "PartiallyFailed" in failed["failure"], failed

@@ -66,9 +66,9 @@ def test_reserved_terms_parsed_from_get_products_item():
     assert prices.parse_price_list("p4d.24xlarge", [json.dumps(P4D_PRICE_ITEM_RESERVED)]).hourly_usd == OD_P4D
 
 
-def test_one_get_products_read_gives_on_demand_and_reserved():
-    client = boto3.client("pricing", **CREDS)
-    stub = Stubber(client)
+def _answer_p4d_get_products(stub):
+    """The Pricing API's one get_products page for p4d.24xlarge in us-east-1: the fixture's item
+    (OnDemand and Reserved terms), answered to exactly the request the code must send."""
     stub.add_response(
         "get_products",
         {"FormatVersion": "aws_v1", "PriceList": [json.dumps(P4D_PRICE_ITEM_RESERVED)]},
@@ -79,6 +79,12 @@ def test_one_get_products_read_gives_on_demand_and_reserved():
             "MaxResults": 100,
         },
     )
+
+
+def test_one_get_products_read_gives_on_demand_and_reserved():
+    client = boto3.client("pricing", **CREDS)
+    stub = Stubber(client)
+    _answer_p4d_get_products(stub)
     with stub:
         lists = aws_prices.price_lists(client, ["p4d.24xlarge"], "us-east-1")
     stub.assert_no_pending_responses()
@@ -176,16 +182,7 @@ def test_snapshot_with_pricing_api_and_price_file_commitments():
     pricing = boto3.client("pricing", **CREDS)
     ec2 = boto3.client("ec2", **CREDS)
     with Stubber(pricing) as pricing_stub, Stubber(ec2) as ec2_stub:
-        pricing_stub.add_response(
-            "get_products",
-            {"FormatVersion": "aws_v1", "PriceList": [json.dumps(P4D_PRICE_ITEM_RESERVED)]},
-            {
-                "ServiceCode": "AmazonEC2",
-                "Filters": prices.pricing_filters("p4d.24xlarge", "us-east-1"),
-                "FormatVersion": "aws_v1",
-                "MaxResults": 100,
-            },
-        )
+        _answer_p4d_get_products(pricing_stub)
         ec2_stub.add_response(
             "describe_spot_price_history",
             {
